@@ -1,0 +1,258 @@
+//! `#[environment]`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl};
+
+use crate::args::{push, Args};
+use crate::fn_item::with_errors;
+
+/// What a method must look like.
+struct MethodSpec {
+    name: &'static str,
+    mutable: bool,
+    args: usize,
+    required: bool,
+    signature: &'static str,
+}
+
+const METHODS: &[MethodSpec] = &[
+    MethodSpec { name: "tasks", mutable: false, args: 0, required: true, signature: "fn tasks(&self) -> Vec<Task>" },
+    MethodSpec {
+        name: "reset",
+        mutable: true,
+        args: 2,
+        required: true,
+        signature: "fn reset(&mut self, task: &Task, seed: u64) -> String",
+    },
+    MethodSpec { name: "step", mutable: true, args: 1, required: true, signature: "fn step(&mut self, action: &str) -> StepResult" },
+    MethodSpec {
+        name: "valid_actions",
+        mutable: false,
+        args: 0,
+        required: false,
+        signature: "fn valid_actions(&self) -> Option<Vec<String>>",
+    },
+    MethodSpec { name: "max_steps", mutable: false, args: 1, required: false, signature: "fn max_steps(&self, task: &Task) -> usize" },
+    MethodSpec {
+        name: "replay",
+        mutable: true,
+        args: 3,
+        required: false,
+        signature: "fn replay(&mut self, task: &Task, seed: u64, prefix: &[String]) -> ReplayOutcome",
+    },
+];
+
+fn check_method(f: &ImplItemFn, spec: &MethodSpec, errors: &mut Option<syn::Error>) {
+    let sig = &f.sig;
+    if let Some(a) = &sig.asyncness {
+        push(
+            errors,
+            syn::Error::new_spanned(a, format!("`{}` must not be async: environments run on blocking worker threads; expected `{}`", spec.name, spec.signature)),
+        );
+    }
+    if !sig.generics.params.is_empty() {
+        push(errors, syn::Error::new_spanned(&sig.generics, format!("`{}` cannot be generic; expected `{}`", spec.name, spec.signature)));
+    }
+    let receiver = sig.inputs.first().and_then(|a| match a {
+        FnArg::Receiver(r) => Some(r),
+        FnArg::Typed(_) => None,
+    });
+    let want = if spec.mutable { "&mut self" } else { "&self" };
+    match receiver {
+        None => push(
+            errors,
+            syn::Error::new(
+                sig.ident.span(),
+                format!("`{}` must take `{want}` as its first parameter; expected `{}`", spec.name, spec.signature),
+            ),
+        ),
+        Some(r) => {
+            let ok = r.reference.is_some() && (r.mutability.is_some() == spec.mutable) && r.colon_token.is_none();
+            if !ok {
+                let why = if spec.mutable {
+                    "the rollout engine gives each worker its own instance and mutates it"
+                } else {
+                    "it only reads the environment"
+                };
+                push(
+                    errors,
+                    syn::Error::new_spanned(r, format!("`{}` must take `{want}` ({why}); expected `{}`", spec.name, spec.signature)),
+                );
+            }
+        }
+    }
+    let n = sig.inputs.len().saturating_sub(1);
+    if receiver.is_some() && n != spec.args {
+        push(
+            errors,
+            syn::Error::new(
+                sig.paren_token.span.join(),
+                format!("`{}` takes {} parameter(s) besides `{want}`, found {n}; expected `{}`", spec.name, spec.args, spec.signature),
+            ),
+        );
+    }
+}
+
+pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let imp: ItemImpl = match syn::parse2(item.clone()) {
+        Ok(i) => i,
+        Err(_) => {
+            let head: TokenStream = item.clone().into_iter().take(2).collect();
+            let e = syn::Error::new_spanned(
+                head,
+                "#[environment] goes on an inherent `impl` block that defines `tasks`, `reset` and `step`, \
+                 e.g. `#[environment(max_steps = 10)] impl MyEnv { ... }`",
+            );
+            return with_errors(e, item);
+        }
+    };
+    if let Some((_, path, _)) = &imp.trait_ {
+        let e = syn::Error::new_spanned(
+            path,
+            "#[environment] goes on an inherent `impl MyEnv { ... }` block, not a trait impl: write the methods \
+             there and the macro implements `Environment` for you (or drop the attribute and implement the trait by hand)",
+        );
+        return with_errors(e, item);
+    }
+
+    let mut errors = None;
+    let mut name = None;
+    let mut max_steps = None;
+    match Args::parse(args, "environment", &["name", "max_steps"]) {
+        Ok(a) => {
+            match a.string("name") {
+                Ok(n) => name = n.map(|(n, _)| n),
+                Err(e) => push(&mut errors, e),
+            }
+            match a.usize("max_steps") {
+                Ok(Some(0)) => push(
+                    &mut errors,
+                    syn::Error::new_spanned(a.get("max_steps"), "`max_steps` must be at least 1, e.g. `max_steps = 10`"),
+                ),
+                Ok(m) => max_steps = m,
+                Err(e) => push(&mut errors, e),
+            }
+        }
+        Err(e) => push(&mut errors, e),
+    }
+
+    let arguments_failed = errors.is_some();
+
+    let methods: Vec<&ImplItemFn> = imp
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            ImplItem::Fn(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    let find = |n: &str| methods.iter().copied().find(|f| f.sig.ident == n);
+    let self_span = imp.self_ty.span();
+    for spec in METHODS {
+        match find(spec.name) {
+            Some(f) => check_method(f, spec, &mut errors),
+            None if spec.required => push(
+                &mut errors,
+                syn::Error::new(
+                    self_span,
+                    format!("#[environment] needs a `{}` method in this impl block: add `{}`", spec.name, spec.signature),
+                ),
+            ),
+            None => {}
+        }
+    }
+    let has_max_steps_fn = find("max_steps").is_some();
+    if max_steps.is_some() && has_max_steps_fn {
+        push(
+            &mut errors,
+            syn::Error::new(self_span, "the step limit is given twice: remove `max_steps = ...` or the `max_steps` method"),
+        );
+    }
+    // With a malformed argument list, that error already says what to fix.
+    if max_steps.is_none() && !has_max_steps_fn && !arguments_failed {
+        push(
+            &mut errors,
+            syn::Error::new(
+                Span::call_site(),
+                "set a step limit: `#[environment(max_steps = 10)]`, or define `fn max_steps(&self, task: &Task) -> usize`",
+            ),
+        );
+    }
+    if let Some(e) = errors {
+        return with_errors(e, imp.into_token_stream());
+    }
+
+    let self_ty = &imp.self_ty;
+    let (impl_generics, _, where_clause) = imp.generics.split_for_impl();
+    let name = name.unwrap_or_else(|| type_name(self_ty));
+    let p = quote!(::eef_runtime::__private);
+    let call = |m: &str| {
+        let ident = syn::Ident::new(m, find(m).map_or(Span::call_site(), |f| f.sig.ident.span()));
+        quote_spanned!(ident.span()=> <#self_ty>::#ident)
+    };
+    let tasks = call("tasks");
+    let reset = call("reset");
+    let step = call("step");
+    let valid = find("valid_actions").map(|_| {
+        let f = call("valid_actions");
+        quote! {
+            fn valid_actions(&self) -> #p::Option<#p::Vec<#p::String>> {
+                #f(self)
+            }
+        }
+    });
+    let limit = match max_steps {
+        Some(n) => quote!(#n),
+        None => {
+            let f = call("max_steps");
+            quote!(#f(self, task))
+        }
+    };
+    let replay = find("replay").map(|_| {
+        let f = call("replay");
+        quote! {
+            fn replay(
+                &mut self,
+                task: &#p::Task,
+                seed: u64,
+                prefix: &[#p::String],
+            ) -> #p::Result<#p::ReplayOutcome, #p::EnvError> {
+                #p::IntoEnvResult::into_env_result(#f(self, task, seed, prefix))
+            }
+        }
+    });
+    quote! {
+        #imp
+
+        impl #impl_generics #p::Environment for #self_ty #where_clause {
+            fn name(&self) -> &str {
+                #name
+            }
+            fn tasks(&self) -> #p::Vec<#p::Task> {
+                #tasks(self)
+            }
+            fn reset(&mut self, task: &#p::Task, seed: u64) -> #p::Result<#p::String, #p::EnvError> {
+                #p::IntoEnvResult::into_env_result(#reset(self, task, seed))
+            }
+            fn step(&mut self, action: &str) -> #p::Result<#p::StepResult, #p::EnvError> {
+                #p::IntoEnvResult::into_env_result(#step(self, action))
+            }
+            #valid
+            #[allow(unused_variables)]
+            fn max_steps(&self, task: &#p::Task) -> usize {
+                #limit
+            }
+            #replay
+        }
+    }
+}
+
+/// The last path segment of a type, in lower case (`crate::envs::Vault<T>` -> `vault`).
+fn type_name(ty: &syn::Type) -> String {
+    match ty {
+        syn::Type::Path(p) => p.path.segments.last().map_or_else(|| "environment".to_owned(), |s| s.ident.to_string().to_lowercase()),
+        _ => "environment".to_owned(),
+    }
+}

@@ -1,0 +1,86 @@
+//! Shared handling of `#[reward]` and `#[selector]`: a one-argument function turned into a unit
+//! struct of the same name implementing a runtime trait.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{FnArg, ItemFn, ReturnType};
+
+use crate::args::push;
+
+/// Parses `item` as a function and checks that it fits `fn(arg: &T) -> R`: not async, no generics,
+/// exactly one typed argument, a return type. `shape` is the expected signature for messages.
+pub fn parse_fn(item: TokenStream, macro_name: &str, shape: &str) -> Result<ItemFn, (syn::Error, TokenStream)> {
+    let f: ItemFn = match syn::parse2(item.clone()) {
+        Ok(f) => f,
+        Err(_) => {
+            let e = syn::Error::new_spanned(
+                first_tokens(&item),
+                format!("#[{macro_name}] goes on a function `{shape}`; implement the trait by hand for a struct"),
+            );
+            return Err((e, item));
+        }
+    };
+    let mut errors = None;
+    if let Some(a) = &f.sig.asyncness {
+        push(&mut errors, syn::Error::new_spanned(a, format!("#[{macro_name}] functions must not be async: remove `async` (expected `{shape}`)")));
+    }
+    if !f.sig.generics.params.is_empty() {
+        push(
+            &mut errors,
+            syn::Error::new_spanned(&f.sig.generics, format!("#[{macro_name}] functions cannot be generic: remove the generic parameters (expected `{shape}`)")),
+        );
+    }
+    let n = f.sig.inputs.len();
+    if n != 1 {
+        let msg = format!("#[{macro_name}] functions take exactly one argument, found {n}: expected `{shape}`");
+        let e = if n == 0 {
+            syn::Error::new(f.sig.paren_token.span.join(), msg)
+        } else {
+            syn::Error::new_spanned(&f.sig.inputs, msg)
+        };
+        push(&mut errors, e);
+    } else if let Some(FnArg::Receiver(r)) = f.sig.inputs.first() {
+        push(&mut errors, syn::Error::new_spanned(r, format!("#[{macro_name}] goes on a free function, not a method: expected `{shape}`")));
+    }
+    if let ReturnType::Default = f.sig.output {
+        push(&mut errors, syn::Error::new_spanned(&f.sig, format!("#[{macro_name}] functions must return a value: expected `{shape}`")));
+    }
+    match errors {
+        Some(e) => Err((e, item)),
+        None => Ok(f),
+    }
+}
+
+/// Tokens to point an error at: the item's first two tokens (`struct Name`, `pub fn`).
+fn first_tokens(item: &TokenStream) -> TokenStream {
+    item.clone().into_iter().take(2).collect()
+}
+
+/// The unit struct and its inherent `call` function that keeps the user's signature and body.
+pub fn unit_struct(f: &ItemFn) -> TokenStream {
+    let ItemFn { attrs, vis, sig, block } = f;
+    let name = &sig.ident;
+    let inputs = &sig.inputs;
+    let output = &sig.output;
+    let docs: Vec<_> = attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
+    let others: Vec<_> = attrs.iter().filter(|a| !a.path().is_ident("doc")).collect();
+    quote! {
+        #(#docs)*
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug, Default)]
+        #vis struct #name;
+
+        impl #name {
+            /// Calls the function this item was declared from.
+            #(#others)*
+            #[allow(dead_code)]
+            #vis fn call(#inputs) #output #block
+        }
+    }
+}
+
+/// The errors, followed by the original item (so that the rest of the crate still type-checks).
+pub fn with_errors(e: syn::Error, item: TokenStream) -> TokenStream {
+    let errors = e.to_compile_error();
+    quote! { #errors #item }
+}

@@ -1,0 +1,50 @@
+//! The runtime's top-level error type.
+
+use std::path::PathBuf;
+
+use crate::{config::ConfigError, environment::EnvError, policy::PolicyError};
+
+/// Anything that can stop an experiment run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The experiment configuration could not be read.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An environment failed in a way retries could not repair.
+    #[error("environment error: {0}")]
+    Env(#[from] EnvError),
+    /// The policy failed to act, train, save or load.
+    #[error("policy error: {0}")]
+    Policy(#[from] PolicyError),
+    /// Reading or writing a file of the run directory failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A JSON(L) record could not be parsed.
+    #[error("{path}:{line}: invalid record: {message}")]
+    Record {
+        /// The file that holds the record.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The run was cancelled (Ctrl-C or a cancellation token); completed work is on disk.
+    #[error("run cancelled; completed episodes are saved, run again to resume")]
+    Cancelled,
+    /// The experiment was set up inconsistently (e.g. an unknown selector name).
+    #[error("invalid experiment: {0}")]
+    Setup(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}

@@ -1,0 +1,504 @@
+//! The iteration loop:
+//! `expert data -> SFT -> [explore (plan) -> select -> train] x N -> evaluate`, for every method
+//! of the configuration, all starting from the same SFT checkpoint.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), eef_runtime::Error> {
+//! use eef_runtime::prelude::*;
+//! use eef_runtime::policy::TabularPolicy;
+//! # fn factory(_: usize) -> Result<MyEnv, EnvError> { unimplemented!() }
+//! # struct MyEnv; impl Environment for MyEnv { fn name(&self) -> &str { "" } fn tasks(&self) -> Vec<Task> { vec![] }
+//! # fn reset(&mut self, _: &Task, _: u64) -> Result<String, EnvError> { todo!() }
+//! # fn step(&mut self, _: &str) -> Result<StepResult, EnvError> { todo!() } fn max_steps(&self, _: &Task) -> usize { 1 } }
+//! # let expert = TabularPolicy::default();
+//! let config = ExperimentConfig::from_file("experiments/vault.toml")?;
+//! let report = Experiment::new(config)
+//!     .environment(factory)
+//!     .expert(expert)
+//!     .policy(TabularPolicy::default)
+//!     .run()
+//!     .await?;
+//! println!("{}", report.to_markdown());
+//! # Ok(()) }
+//! ```
+
+mod dataset;
+pub mod metrics;
+pub mod report;
+pub mod run_dir;
+mod shared_policy;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+pub use dataset::Dataset;
+pub use report::{IterationReport, MethodReport, Report};
+pub use run_dir::RunDir;
+
+use self::metrics::{ExploreStats, Metrics};
+use self::shared_policy::SharedPolicy;
+use crate::config::{ExperimentConfig, MethodConfig, TrainFrom};
+use crate::environment::EnvFactory;
+use crate::error::Error;
+use crate::jsonl;
+use crate::policy::{Policy, TrainConfig};
+use crate::reward::{FinalReward, Reward};
+use crate::rollout::{CancellationToken, EpisodeJob, Rollouts};
+use crate::seed;
+use crate::selection::{Eto, PlanContext, Reason, Selection, Selector, Sft, TaskGroup};
+use crate::task::{Split, Task, TaskId};
+use crate::trajectory::{Source, StartState, Trajectory};
+
+type PolicyMaker = Arc<dyn Fn() -> Box<dyn Policy> + Send + Sync>;
+
+/// An experiment: environment, expert, policy, reward and selectors, driven by a configuration.
+pub struct Experiment {
+    config: ExperimentConfig,
+    factory: Option<Arc<dyn EnvFactory>>,
+    expert: Option<Arc<dyn Policy>>,
+    make_policy: Option<PolicyMaker>,
+    reward: Arc<dyn Reward>,
+    selectors: BTreeMap<String, Arc<dyn Selector>>,
+    cancel: CancellationToken,
+    note: Option<String>,
+    fresh: bool,
+}
+
+impl std::fmt::Debug for Experiment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Experiment")
+            .field("config", &self.config)
+            .field("selectors", &self.selectors.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The expert trajectories of each task.
+type ByTask = BTreeMap<TaskId, Vec<Trajectory>>;
+
+impl Experiment {
+    /// An experiment driven by `config`, with the built-in selectors `sft`, `rft`, `eef` and `eto`
+    /// (settings from `[rft]` and `[eef]`) and [`FinalReward`].
+    pub fn new(config: ExperimentConfig) -> Self {
+        let mut selectors: BTreeMap<String, Arc<dyn Selector>> = BTreeMap::new();
+        selectors.insert("sft".into(), Arc::new(Sft));
+        selectors.insert("rft".into(), Arc::new(config.rft.clone()));
+        selectors.insert("eef".into(), Arc::new(config.eef.clone()));
+        selectors.insert("eto".into(), Arc::new(Eto));
+        Experiment {
+            config,
+            factory: None,
+            expert: None,
+            make_policy: None,
+            reward: Arc::new(FinalReward),
+            selectors,
+            cancel: CancellationToken::new(),
+            note: None,
+            fresh: false,
+        }
+    }
+
+    /// The environment factory (one instance per rollout worker).
+    pub fn environment(mut self, factory: impl EnvFactory) -> Self {
+        self.factory = Some(Arc::new(factory));
+        self
+    }
+
+    /// The expert that produces the expert trajectories (not needed with `[expert] from_file`).
+    pub fn expert(mut self, expert: impl Policy) -> Self {
+        self.expert = Some(Arc::new(expert));
+        self
+    }
+
+    /// Makes the base policy (called for SFT and whenever training starts from the base).
+    pub fn policy<P: Policy>(mut self, make: impl Fn() -> P + Send + Sync + 'static) -> Self {
+        self.make_policy = Some(Arc::new(move || Box::new(make()) as Box<dyn Policy>));
+        self
+    }
+
+    /// The reward that scores trajectories and decides success (default [`FinalReward`]).
+    pub fn reward(mut self, reward: impl Reward + 'static) -> Self {
+        self.reward = Arc::new(reward);
+        self
+    }
+
+    /// Registers a selector under its [`Selector::name`], for use in `[[methods]]`.
+    pub fn selector(mut self, selector: impl Selector + 'static) -> Self {
+        self.selectors.insert(selector.name().to_owned(), Arc::new(selector));
+        self
+    }
+
+    /// A note printed at the top of the report (e.g. which data the environment uses).
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// Deletes an existing run directory of the same name instead of resuming it.
+    pub fn fresh(mut self, fresh: bool) -> Self {
+        self.fresh = fresh;
+        self
+    }
+
+    /// A token that stops the run when cancelled (e.g. from a Ctrl-C handler).
+    pub fn cancellation_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ExperimentConfig {
+        &self.config
+    }
+
+    /// Runs every method, resuming from whatever the run directory already holds, and writes
+    /// `report.md` and `report.json`.
+    pub async fn run(self) -> Result<Report, Error> {
+        let factory = self.factory.clone().ok_or_else(|| Error::Setup("no environment: call .environment(...)".into()))?;
+        let make_policy = self.make_policy.clone().ok_or_else(|| Error::Setup("no policy: call .policy(...)".into()))?;
+        for m in &self.config.methods {
+            if !self.selectors.contains_key(&m.selector) {
+                return Err(Error::Setup(format!(
+                    "method {:?} uses selector {:?}, which is not registered; known: {}",
+                    m.label(),
+                    m.selector,
+                    self.selectors.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        let dir = RunDir::open(&self.config, self.fresh)?;
+        let probe = factory.make(0)?;
+        let env_name = probe.name().to_owned();
+        let all_tasks = probe.tasks();
+        drop(probe);
+        let mut train: Vec<Task> = all_tasks.iter().filter(|t| t.split == Split::Train).cloned().collect();
+        if let Some(n) = self.config.experiment.max_train_tasks {
+            train.truncate(n);
+        }
+        let mut eval: Vec<Task> = all_tasks.iter().filter(|t| t.split == self.config.eval.split).cloned().collect();
+        if let Some(n) = self.config.eval.max_tasks {
+            eval.truncate(n);
+        }
+        tracing::info!(environment = %env_name, train = train.len(), eval = eval.len(), dir = %dir.root().display(), "starting run");
+
+        let runner = Runner {
+            config: &self.config,
+            rollouts: Rollouts::new(factory, self.config.rollout.clone()),
+            reward: self.reward.clone(),
+            cancel: self.cancel.clone(),
+            make_policy,
+            dir,
+            eval_tasks: eval,
+        };
+
+        let (experts, expert_eval) = runner.expert_phase(self.expert.clone(), &train).await?;
+        let expert_train = Metrics::of(&experts);
+        let mut experts_by_task: ByTask = BTreeMap::new();
+        for t in experts {
+            experts_by_task.entry(t.task_id.clone()).or_default().push(t);
+        }
+
+        let sft_row = runner.sft_phase(&train, &experts_by_task).await?;
+        let mut methods = Vec::new();
+        for m in &self.config.methods {
+            let selector = self.selectors[&m.selector].clone();
+            let mut rows = vec![sft_row.clone()];
+            if m.selector != "sft" {
+                rows.extend(runner.method(m, selector.as_ref(), &train, &experts_by_task).await?);
+            }
+            methods.push(MethodReport { label: m.label(), selector: m.selector.clone(), iterations: rows });
+        }
+
+        let report = Report {
+            environment: env_name,
+            note: self.note.clone(),
+            run_dir: runner.dir.root().display().to_string(),
+            train_tasks: train.len(),
+            eval_tasks: runner.eval_tasks.len(),
+            expert_train,
+            expert_eval,
+            methods,
+        };
+        let md = runner.dir.file("report.md");
+        jsonl::write_atomic(&md, report.to_markdown().as_bytes()).map_err(|e| Error::io(&md, e))?;
+        write_json(&runner.dir.file("report.json"), &report)?;
+        Ok(report)
+    }
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Setup(e.to_string()))?;
+    jsonl::write_atomic(path, text.as_bytes()).map_err(|e| Error::io(path, e))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::Record { path: path.to_owned(), line: e.line(), message: e.to_string() })
+}
+
+/// The state shared by the phases of one run.
+struct Runner<'a> {
+    config: &'a ExperimentConfig,
+    rollouts: Rollouts,
+    reward: Arc<dyn Reward>,
+    cancel: CancellationToken,
+    make_policy: PolicyMaker,
+    dir: RunDir,
+    eval_tasks: Vec<Task>,
+}
+
+impl Runner<'_> {
+    fn seed(&self, key: &str) -> u64 {
+        seed::derive(self.config.experiment.seed, key)
+    }
+
+    /// Runs `jobs`, skipping those already in `path` (a resumed run), appending new ones to it.
+    async fn phase(&self, label: &str, policy: Arc<dyn Policy>, jobs: Vec<EpisodeJob>, path: &Path) -> Result<Vec<Trajectory>, Error> {
+        let mut done: BTreeMap<String, Trajectory> =
+            jsonl::read_if_exists::<Trajectory>(path)?.into_iter().map(|t| (t.id.clone(), t)).collect();
+        let order: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
+        let todo: Vec<EpisodeJob> = jobs.into_iter().filter(|j| !done.contains_key(&j.id)).collect();
+        if !todo.is_empty() {
+            if !done.is_empty() {
+                tracing::info!(phase = label, resumed = done.len(), remaining = todo.len(), "resuming phase");
+            }
+            let mut out = jsonl::Appender::open(path)?;
+            let new = self
+                .rollouts
+                .run(label, policy, self.reward.clone(), todo, self.cancel.clone(), |t| out.append(t))
+                .await?;
+            done.extend(new.into_iter().map(|t| (t.id.clone(), t)));
+        }
+        order
+            .iter()
+            .map(|id| done.remove(id).ok_or_else(|| Error::Setup(format!("episode {id} missing after rollout"))))
+            .collect()
+    }
+
+    fn eval_jobs(&self, prefix: &str, temperature: f32) -> Vec<EpisodeJob> {
+        let mut jobs = Vec::new();
+        for task in &self.eval_tasks {
+            for sample in 0..self.config.eval.samples.max(1) {
+                let mut job = EpisodeJob::from_start(
+                    task.clone(),
+                    sample,
+                    self.seed(&format!("eval/{}/{sample}", task.id)),
+                    temperature,
+                    Source::Evaluation { method: prefix.to_owned(), iteration: 0 },
+                );
+                job.id = format!("{prefix}/eval/{}/{sample}", task.id);
+                jobs.push(job);
+            }
+        }
+        jobs
+    }
+
+    async fn evaluate(&self, label: &str, iteration: usize, policy: Arc<dyn Policy>, path: &Path) -> Result<Metrics, Error> {
+        let mut jobs = self.eval_jobs(label, self.config.rollout.eval_temperature);
+        for j in &mut jobs {
+            j.source = Source::Evaluation { method: label.to_owned(), iteration };
+        }
+        let episodes = self.phase(&format!("{label} eval it{iteration}"), policy, jobs, path).await?;
+        Ok(Metrics::of(&episodes))
+    }
+
+    /// Expert trajectories on the training tasks, and the expert's metrics on the eval tasks.
+    async fn expert_phase(&self, expert: Option<Arc<dyn Policy>>, train: &[Task]) -> Result<(Vec<Trajectory>, Metrics), Error> {
+        if let Some(path) = &self.config.expert.from_file {
+            let mut t: Vec<Trajectory> = jsonl::read(path)?;
+            let keep: HashSet<&TaskId> = train.iter().map(|t| &t.id).collect();
+            t.retain(|t| keep.contains(&t.task_id));
+            for x in &mut t {
+                x.reward = self.reward.score(x);
+                x.success = self.reward.is_success(x.reward);
+            }
+            return Ok((t, Metrics::default()));
+        }
+        let expert = expert.ok_or_else(|| Error::Setup("no expert: call .expert(...) or set [expert] from_file".into()))?;
+        let temperature = self.config.expert.temperature;
+        let mut jobs = Vec::new();
+        for task in train {
+            for sample in 0..self.config.expert.samples.max(1) {
+                let mut job = EpisodeJob::from_start(task.clone(), sample, self.seed(&format!("expert/{}/{sample}", task.id)), temperature, Source::Expert);
+                job.id = format!("{}/expert/{sample}", task.id);
+                jobs.push(job);
+            }
+        }
+        let experts = self.phase("expert", expert.clone(), jobs, &self.dir.file("expert.jsonl")).await?;
+        let mut eval_jobs = self.eval_jobs("expert", temperature);
+        for j in &mut eval_jobs {
+            j.source = Source::Expert;
+        }
+        let eval = self.phase("expert eval", expert, eval_jobs, &self.dir.file("expert-eval.jsonl")).await?;
+        Ok((experts, Metrics::of(&eval)))
+    }
+
+    /// Behaviour cloning on expert successes, then evaluation (iteration 0 of every method).
+    async fn sft_phase(&self, train: &[Task], experts: &ByTask) -> Result<IterationReport, Error> {
+        let dir = self.dir.sft();
+        if let Some(row) = read_json::<IterationReport>(&dir.join("iteration.json"))? {
+            return Ok(row);
+        }
+        let mut selection = Selection::default();
+        for task in train {
+            let group = TaskGroup { task, experts: experts.get(&task.id).map_or(&[], Vec::as_slice), explored: &[], iteration: 0 };
+            selection.extend(Sft.select(&group));
+        }
+        let data: Vec<Trajectory> = selection.examples.iter().map(|e| e.trajectory.clone()).collect();
+        if data.is_empty() {
+            tracing::warn!("the expert succeeded on no training task: SFT has no data");
+        }
+        let policy = SharedPolicy::new((self.make_policy)());
+        let cfg = TrainConfig { seed: self.seed("train/sft"), ..self.config.train.clone() };
+        let trained = policy.with_mut(|p| p.train(&data, &cfg))?;
+        let ckpt = dir.join("checkpoint");
+        std::fs::create_dir_all(&ckpt).map_err(|e| Error::io(&ckpt, e))?;
+        policy.with(|p| p.save(&ckpt))?;
+        let policy: Arc<dyn Policy> = Arc::new(policy);
+        let eval = self.evaluate("SFT", 0, policy, &dir.join("eval.jsonl")).await?;
+        let row = IterationReport {
+            iteration: 0,
+            explore: None,
+            recovery_states: 0,
+            training_examples: data.len(),
+            trainable_turns: trained.trainable_turns,
+            pairs: 0,
+            eval,
+        };
+        write_json(&dir.join("iteration.json"), &row)?;
+        Ok(row)
+    }
+
+    fn load_policy(&self, checkpoint: Option<&Path>) -> Result<SharedPolicy, Error> {
+        let policy = SharedPolicy::new((self.make_policy)());
+        if let Some(dir) = checkpoint {
+            policy.with_mut(|p| p.load(dir))?;
+        }
+        Ok(policy)
+    }
+
+    /// Exploration jobs of one iteration, as the selector plans them.
+    fn plan(&self, label: &str, m: &MethodConfig, selector: &dyn Selector, iteration: usize, train: &[Task], experts: &ByTask) -> Vec<EpisodeJob> {
+        let method = run_dir::slug(label);
+        let mut jobs = Vec::new();
+        for task in train {
+            let task_experts = experts.get(&task.id).map_or(&[][..], Vec::as_slice);
+            for start in selector.plan(&PlanContext { task, experts: task_experts }) {
+                let (tag, prefix) = match &start {
+                    StartState::TaskStart => ("s0".to_owned(), Vec::new()),
+                    StartState::Expert { trajectory, step } => {
+                        let Some(e) = task_experts.iter().find(|e| &e.id == trajectory) else {
+                            tracing::warn!(%trajectory, "planned start names an unknown expert trajectory; skipped");
+                            continue;
+                        };
+                        (format!("{trajectory}@s{step}"), e.turns[..(*step).min(e.turns.len())].to_vec())
+                    }
+                };
+                for sample in 0..m.samples {
+                    let id = format!("{method}/it{iteration}/{}/{tag}/{sample}", task.id);
+                    jobs.push(EpisodeJob {
+                        seed: self.seed(&id),
+                        id,
+                        task: task.clone(),
+                        start: start.clone(),
+                        prefix: prefix.clone(),
+                        sample,
+                        temperature: self.config.rollout.temperature,
+                        source: Source::Exploration { method: label.to_owned(), iteration },
+                    });
+                }
+            }
+        }
+        jobs
+    }
+
+    /// The iterations of one method.
+    async fn method(&self, m: &MethodConfig, selector: &dyn Selector, train: &[Task], experts: &ByTask) -> Result<Vec<IterationReport>, Error> {
+        let label = m.label();
+        let iterations = m.iterations.unwrap_or(self.config.experiment.iterations);
+        let sft_ckpt = self.dir.sft().join("checkpoint");
+        let mut rows = Vec::new();
+        let mut dataset = Dataset::default();
+        let mut checkpoint = sft_ckpt.clone();
+        for k in 1..=iterations {
+            if self.cancel.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let dir = self.dir.iteration(&label, k);
+            if let Some(row) = read_json::<IterationReport>(&dir.join("iteration.json"))? {
+                dataset = Dataset::from_parts(
+                    jsonl::read(&dir.join("dataset.jsonl"))?,
+                    jsonl::read_if_exists(&dir.join("dataset-pairs.jsonl"))?,
+                );
+                checkpoint = dir.join("checkpoint");
+                rows.push(row);
+                continue;
+            }
+            let explorer: Arc<dyn Policy> = Arc::new(self.load_policy(Some(&checkpoint))?);
+            let jobs = self.plan(&label, m, selector, k, train, experts);
+            let explored = self.phase(&format!("{label} explore it{k}"), explorer, jobs, &dir.join("explore.jsonl")).await?;
+
+            let mut by_task: BTreeMap<&TaskId, Vec<Trajectory>> = BTreeMap::new();
+            for t in &explored {
+                by_task.entry(&t.task_id).or_default().push(t.clone());
+            }
+            let mut selection = Selection::default();
+            for task in train {
+                let group = TaskGroup {
+                    task,
+                    experts: experts.get(&task.id).map_or(&[], Vec::as_slice),
+                    explored: by_task.get(&task.id).map_or(&[], Vec::as_slice),
+                    iteration: k,
+                };
+                selection.extend(selector.select(&group));
+            }
+            jsonl::write(&dir.join("selection.jsonl"), &selection.examples)?;
+            jsonl::write(&dir.join("pairs.jsonl"), &selection.pairs)?;
+            jsonl::write(&dir.join("segments.jsonl"), &selection.segments)?;
+            if !self.config.experiment.accumulate {
+                dataset = Dataset::default();
+            }
+            dataset.add(&selection);
+            let examples = dataset.examples();
+            let pairs = dataset.pairs();
+            jsonl::write(&dir.join("dataset.jsonl"), &examples)?;
+            jsonl::write(&dir.join("dataset-pairs.jsonl"), &pairs)?;
+
+            let start_from = match self.config.experiment.train_from {
+                TrainFrom::Base => None,
+                TrainFrom::Sft => Some(sft_ckpt.as_path()),
+                TrainFrom::Previous => Some(checkpoint.as_path()),
+            };
+            let policy = self.load_policy(start_from)?;
+            let cfg = TrainConfig { seed: self.seed(&format!("train/{label}/{k}")), ..self.config.train.clone() };
+            let data: Vec<Trajectory> = examples.iter().map(|e| e.trajectory.clone()).collect();
+            let trained = policy.with_mut(|p| p.train(&data, &cfg))?;
+            if !pairs.is_empty() {
+                policy.with_mut(|p| p.train_preferences(&pairs, &cfg))?;
+            }
+            checkpoint = dir.join("checkpoint");
+            std::fs::create_dir_all(&checkpoint).map_err(|e| Error::io(&checkpoint, e))?;
+            policy.with(|p| p.save(&checkpoint))?;
+
+            let eval = self.evaluate(&label, k, Arc::new(policy), &dir.join("eval.jsonl")).await?;
+            let row = IterationReport {
+                iteration: k,
+                explore: Some(ExploreStats::of(&explored)),
+                recovery_states: selection.examples.iter().filter(|e| matches!(e.reason, Reason::Recovery { .. })).count(),
+                training_examples: examples.len(),
+                trainable_turns: trained.trainable_turns,
+                pairs: pairs.len(),
+                eval,
+            };
+            tracing::info!(method = %label, iteration = k, win_rate = row.eval.win_rate, reward = row.eval.avg_reward, "iteration done");
+            write_json(&dir.join("iteration.json"), &row)?;
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+}

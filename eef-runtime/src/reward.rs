@@ -1,0 +1,82 @@
+//! Rewards: how a finished trajectory is scored, and what counts as a success.
+//!
+//! Declare one from a plain function with [`#[reward]`](macro@crate::reward):
+//!
+//! ```
+//! use eef_runtime::{reward, Trajectory};
+//!
+//! /// WebShop's final reward; a win is a reward of 1.
+//! #[reward(success = 1.0)]
+//! fn final_reward(t: &Trajectory) -> f64 {
+//!     t.last_step_reward()
+//! }
+//!
+//! use eef_runtime::Reward;
+//! assert_eq!(final_reward.name(), "final_reward");
+//! assert_eq!(final_reward.threshold(), 1.0);
+//! ```
+
+use crate::trajectory::Trajectory;
+
+/// Scores finished trajectories.
+pub trait Reward: Send + Sync {
+    /// A short name for reports.
+    fn name(&self) -> &str;
+    /// The score of a finished trajectory.
+    fn score(&self, trajectory: &Trajectory) -> f64;
+    /// The lowest score that counts as a success (default 1.0).
+    fn threshold(&self) -> f64 {
+        1.0
+    }
+    /// Whether `score` counts as a success (`score >= threshold - 1e-9`).
+    fn is_success(&self, score: f64) -> bool {
+        score >= self.threshold() - 1e-9
+    }
+}
+
+/// The environment's last step reward; success at 1.0. WebShop's reward.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FinalReward;
+
+impl Reward for FinalReward {
+    fn name(&self) -> &str {
+        "final_reward"
+    }
+    fn score(&self, t: &Trajectory) -> f64 {
+        t.last_step_reward()
+    }
+}
+
+/// The best step reward reached, divided by `scale`; success at `threshold`.
+/// ScienceWorld's evaluation: `BestScore { scale: 100.0, threshold: 1.0 }`.
+#[derive(Clone, Copy, Debug)]
+pub struct BestScore {
+    /// Divisor that brings the environment's score to 0-1.
+    pub scale: f64,
+    /// Success threshold on the scaled score.
+    pub threshold: f64,
+}
+
+impl Reward for BestScore {
+    fn name(&self) -> &str {
+        "best_score"
+    }
+    fn score(&self, t: &Trajectory) -> f64 {
+        t.best_step_reward() / self.scale
+    }
+    fn threshold(&self) -> f64 {
+        self.threshold
+    }
+}
+
+impl<R: Reward + ?Sized> Reward for std::sync::Arc<R> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn score(&self, t: &Trajectory) -> f64 {
+        (**self).score(t)
+    }
+    fn threshold(&self) -> f64 {
+        (**self).threshold()
+    }
+}

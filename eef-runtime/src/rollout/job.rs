@@ -1,0 +1,44 @@
+//! One episode to run.
+
+use crate::task::Task;
+use crate::trajectory::{Actor, Source, StartState, Turn};
+
+/// One episode: a task, the state to start from and the seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpisodeJob {
+    /// The resulting trajectory's id; unique within a run.
+    pub id: String,
+    /// The task.
+    pub task: Task,
+    /// Where the episode starts.
+    pub start: StartState,
+    /// The expert turns replayed to reach `start` (empty for a task start). Their actions are
+    /// replayed; observations and rewards are taken from the replay itself.
+    pub prefix: Vec<Turn>,
+    /// Which sample from this start this is.
+    pub sample: usize,
+    /// Seed for the environment reset and every policy decision.
+    pub seed: u64,
+    /// Sampling temperature.
+    pub temperature: f32,
+    /// What the trajectory is recorded as.
+    pub source: Source,
+}
+
+impl EpisodeJob {
+    /// A job from the task start.
+    pub fn from_start(task: Task, sample: usize, seed: u64, temperature: f32, source: Source) -> Self {
+        let id = format!("{}/s0/{}", task.id, sample);
+        EpisodeJob { id, task, start: StartState::TaskStart, prefix: Vec::new(), sample, seed, temperature, source }
+    }
+
+    /// Who acts in this episode after the prefix: the expert for [`Source::Expert`] jobs,
+    /// otherwise the policy.
+    pub fn actor(&self) -> Actor {
+        if self.source == Source::Expert {
+            Actor::Expert
+        } else {
+            Actor::Policy
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! A rollout worker: owns one environment instance and plays episodes from the queue.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::batcher::Pending;
+use super::job::EpisodeJob;
+use super::RolloutConfig;
+use crate::environment::{EnvError, EnvFactory, Environment, StepResult};
+use crate::error::Error;
+use crate::policy::ActRequest;
+use crate::reward::Reward;
+use crate::seed;
+use crate::trajectory::{Actor, Termination, Trajectory, Turn};
+
+pub(crate) struct Worker {
+    pub id: usize,
+    pub factory: Arc<dyn EnvFactory>,
+    pub reward: Arc<dyn Reward>,
+    pub queue: Arc<Mutex<VecDeque<(usize, EpisodeJob)>>>,
+    pub act: mpsc::Sender<Pending>,
+    pub done: mpsc::UnboundedSender<(usize, Trajectory)>,
+    pub cancel: CancellationToken,
+    pub config: RolloutConfig,
+}
+
+/// Why an episode stopped early.
+enum Abort {
+    Cancelled,
+    Env(EnvError),
+}
+
+impl Worker {
+    /// Plays episodes until the queue is empty or the run is cancelled.
+    pub fn run(self) -> Result<(), Error> {
+        let mut env: Option<Box<dyn Environment>> = None;
+        loop {
+            if self.cancel.is_cancelled() {
+                return Ok(());
+            }
+            let Some((index, job)) = self.queue.lock().map_err(|_| Error::Setup("queue poisoned".into()))?.pop_front()
+            else {
+                return Ok(());
+            };
+            match self.episode(&mut env, &job) {
+                Ok(t) => {
+                    if self.done.send((index, t)).is_err() {
+                        return Ok(());
+                    }
+                }
+                Err(Abort::Cancelled) => return Ok(()),
+                Err(Abort::Env(e)) => {
+                    // The factory itself failed: put the job back for another worker and stop.
+                    if let Ok(mut q) = self.queue.lock() {
+                        q.push_front((index, job));
+                    }
+                    return Err(Error::Env(e));
+                }
+            }
+        }
+    }
+
+    fn fresh_env(&self) -> Result<Box<dyn Environment>, Abort> {
+        let mut last = None;
+        for _ in 0..=self.config.max_env_restarts {
+            match self.factory.make(self.id) {
+                Ok(e) => return Ok(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(Abort::Env(last.unwrap_or_else(|| EnvError::Other("factory failed".into()))))
+    }
+
+    /// Restores a (fresh) environment to the state after `actions`.
+    fn restore(
+        &self,
+        env: &mut Option<Box<dyn Environment>>,
+        job: &EpisodeJob,
+        actions: &[String],
+        restarts: &mut usize,
+    ) -> Result<Result<crate::environment::ReplayOutcome, EnvError>, Abort> {
+        loop {
+            if env.is_none() {
+                *env = Some(self.fresh_env()?);
+            }
+            let e = env.as_mut().expect("environment present");
+            match e.replay(&job.task, job.seed, actions) {
+                Err(err) if err.is_restartable() && *restarts < self.config.max_env_restarts => {
+                    *restarts += 1;
+                    tracing::warn!(worker = self.id, episode = %job.id, error = %err, "environment failed during replay; restarting");
+                    *env = None;
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    fn episode(&self, env: &mut Option<Box<dyn Environment>>, job: &EpisodeJob) -> Result<Trajectory, Abort> {
+        let mut restarts = 0usize;
+        let prefix_actions: Vec<String> = job.prefix.iter().map(|t| t.action.clone()).collect();
+        let finish = |turns: Vec<Turn>, final_observation: String, termination: Termination| {
+            let mut t = Trajectory {
+                id: job.id.clone(),
+                task_id: job.task.id.clone(),
+                instruction: job.task.instruction.clone(),
+                source: job.source.clone(),
+                start: job.start.clone(),
+                sample: job.sample,
+                seed: job.seed,
+                turns,
+                final_observation,
+                termination,
+                reward: 0.0,
+                success: false,
+            };
+            t.reward = self.reward.score(&t);
+            t.success = self.reward.is_success(t.reward);
+            t
+        };
+
+        let replay = match self.restore(env, job, &prefix_actions, &mut restarts)? {
+            Ok(r) => r,
+            Err(e) => return Ok(finish(Vec::new(), String::new(), Termination::EnvFailed(e.to_string()))),
+        };
+        let mut turns: Vec<Turn> = job
+            .prefix
+            .iter()
+            .zip(replay.observations)
+            .zip(replay.rewards)
+            .map(|((t, observation), reward)| Turn {
+                observation,
+                thought: t.thought.clone(),
+                action: t.action.clone(),
+                actor: Actor::Expert,
+                reward,
+                trainable: false,
+            })
+            .collect();
+        let mut observation = replay.observation;
+        if replay.done {
+            return Ok(finish(turns, observation, Termination::Done));
+        }
+        let max_steps = match self.config.max_steps {
+            Some(n) => n,
+            None => env.as_ref().map_or(0, |e| e.max_steps(&job.task)),
+        };
+
+        while turns.len() < max_steps {
+            if self.cancel.is_cancelled() {
+                return Err(Abort::Cancelled);
+            }
+            let valid_actions = env.as_ref().and_then(|e| e.valid_actions());
+            let request = ActRequest {
+                seed: seed::derive_n(job.seed, turns.len() as u64),
+                instruction: job.task.instruction.clone(),
+                history: turns.iter().map(|t| (t.observation.clone(), t.action.clone())).collect(),
+                observation: observation.clone(),
+                valid_actions,
+                temperature: job.temperature,
+            };
+            let (tx, rx) = oneshot::channel();
+            if self.act.blocking_send((request, tx)).is_err() {
+                return Err(Abort::Cancelled);
+            }
+            let act = match rx.blocking_recv() {
+                Ok(Ok(a)) => a,
+                Ok(Err(e)) => return Ok(finish(turns, observation, Termination::PolicyFailed(e.to_string()))),
+                Err(_) => return Err(Abort::Cancelled),
+            };
+            let step: StepResult = loop {
+                let e = env.as_mut().expect("environment present");
+                match e.step(&act.action) {
+                    Ok(s) => break s,
+                    Err(err) if err.is_restartable() && restarts < self.config.max_env_restarts => {
+                        restarts += 1;
+                        tracing::warn!(worker = self.id, episode = %job.id, error = %err, "environment failed; restarting and replaying");
+                        *env = None;
+                        let so_far: Vec<String> = turns.iter().map(|t| t.action.clone()).collect();
+                        if let Err(e) = self.restore(env, job, &so_far, &mut restarts)? {
+                            return Ok(finish(turns, observation, Termination::EnvFailed(e.to_string())));
+                        }
+                    }
+                    Err(err) => return Ok(finish(turns, observation, Termination::EnvFailed(err.to_string()))),
+                }
+            };
+            restarts = 0; // the budget counts consecutive restarts without progress
+            turns.push(Turn {
+                observation: std::mem::take(&mut observation),
+                thought: act.thought,
+                action: act.action,
+                actor: job.actor(),
+                reward: step.reward,
+                trainable: false,
+            });
+            observation = step.observation;
+            if step.done {
+                return Ok(finish(turns, observation, Termination::Done));
+            }
+        }
+        Ok(finish(turns, observation, Termination::StepLimit))
+    }
+}

@@ -1,0 +1,96 @@
+//! The command line shared by the experiment examples.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use eef_runtime::{Error, Experiment, ExperimentConfig, Report};
+
+/// Options every experiment example accepts.
+#[derive(Debug, Clone, Parser)]
+#[command(about = "Run an eef experiment: expert data -> SFT -> [explore -> select -> train] x N -> evaluate")]
+pub struct Args {
+    /// The experiment configuration (TOML).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Start afresh instead of resuming an existing run of the same name.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Override `[experiment] run_dir`.
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Override `[experiment] iterations`.
+    #[arg(long)]
+    pub iterations: Option<usize>,
+    /// Override `[experiment] seed`.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Args {
+    /// Reads the configuration (`--config`, else `default`) and applies the overrides.
+    pub fn load_config(&self, default: &str) -> Result<ExperimentConfig, Error> {
+        let path = self.config.clone().unwrap_or_else(|| PathBuf::from(default));
+        let mut config = ExperimentConfig::from_file(&path)?;
+        if let Some(d) = &self.run_dir {
+            config.experiment.run_dir = d.clone();
+        }
+        if let Some(n) = self.iterations {
+            config.experiment.iterations = n;
+        }
+        if let Some(s) = self.seed {
+            config.experiment.seed = s;
+        }
+        if self.quiet {
+            config.rollout.progress = false;
+        }
+        Ok(config)
+    }
+}
+
+/// Parses the command line, builds the experiment with `build`, runs it on a multi-threaded tokio
+/// runtime with Ctrl-C wired to cancellation, and prints the report. Returns the process exit code.
+pub fn main(default_config: &str, build: impl FnOnce(ExperimentConfig) -> Result<Experiment, Error>) -> std::process::ExitCode {
+    let args = Args::parse();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    match run(&args, default_config, build) {
+        Ok(report) => {
+            println!("{}", report.to_markdown());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(Error::Cancelled) => {
+            eprintln!("Interrupted. Everything finished so far is saved; run the same command again to resume.");
+            std::process::ExitCode::from(130)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args, default_config: &str, build: impl FnOnce(ExperimentConfig) -> Result<Experiment, Error>) -> Result<Report, Error> {
+    let config = args.load_config(default_config)?;
+    let experiment = build(config)?.fresh(args.fresh);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Setup(format!("cannot start the tokio runtime: {e}")))?;
+    rt.block_on(async move {
+        let cancel = experiment.cancellation_token();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nCtrl-C: stopping after the current steps...");
+                cancel.cancel();
+            }
+        });
+        experiment.run().await
+    })
+}

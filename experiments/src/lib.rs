@@ -1,0 +1,11 @@
+//! Experiment modules of **eef**. Each module builds an [`eef_runtime::Experiment`] from a
+//! configuration; the examples in `examples/` are thin `main`s over them:
+//!
+//! ```text
+//! cargo run --example vault_eef        # SFT -> RFT -> EEF on the built-in Vault environment
+//! cargo run --example webshop_eef      # WebShop (currently falls back to Vault: see its output)
+//! ```
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod vault;

@@ -1,0 +1,104 @@
+//! Helpers shared by the integration tests: a small Vault world, its expert, and rollouts.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use eef_environments::vault::{ScriptedExpert, VaultConfig, VaultEnv, World};
+use eef_runtime::policy::{Policy, TabularPolicy, TrainConfig};
+use eef_runtime::reward::FinalReward;
+use eef_runtime::rollout::{CancellationToken, EpisodeJob, RolloutConfig, Rollouts};
+use eef_runtime::selection::{PlanContext, Selector, Sft, TaskGroup};
+use eef_runtime::{Source, Split, StartState, Task, Trajectory};
+
+/// A small Vault: 16 training tasks, 8 test tasks, half of them hard.
+pub fn small_vault() -> VaultConfig {
+    VaultConfig { train_tasks: 16, test_tasks: 8, hard_fraction: 0.5, ..VaultConfig::default() }
+}
+
+pub fn rollouts(config: &VaultConfig, concurrency: usize) -> Rollouts {
+    Rollouts::new(
+        Arc::new(VaultEnv::factory(config)),
+        RolloutConfig { concurrency, progress: false, ..RolloutConfig::default() },
+    )
+}
+
+pub fn train_tasks(config: &VaultConfig) -> Vec<Task> {
+    VaultEnv::new(config).world().tasks.iter().map(|t| t.as_task()).filter(|t| t.split == Split::Train).collect()
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// The expert's trajectories of every training task.
+pub async fn expert_data(config: &VaultConfig, concurrency: usize) -> Vec<Trajectory> {
+    let expert = ScriptedExpert::new(&World::new(config));
+    let jobs = train_tasks(config)
+        .into_iter()
+        .map(|t| {
+            let mut j = EpisodeJob::from_start(t.clone(), 0, 11, 0.0, Source::Expert);
+            j.id = format!("{}/expert/0", t.id);
+            j
+        })
+        .collect();
+    rollouts(config, concurrency)
+        .run("expert", Arc::new(expert), Arc::new(FinalReward), jobs, CancellationToken::new(), |_| Ok(()))
+        .await
+        .unwrap()
+}
+
+/// A tabular policy cloned from the expert's successes.
+pub fn sft_policy(experts: &[Trajectory]) -> TabularPolicy {
+    let mut p = TabularPolicy::default();
+    let tasks: Vec<Task> = experts
+        .iter()
+        .map(|t| Task::new(t.task_id.clone(), t.instruction.clone(), Split::Train, 0))
+        .collect();
+    let mut data = Vec::new();
+    for (task, t) in tasks.iter().zip(experts) {
+        let group = TaskGroup { task, experts: std::slice::from_ref(t), explored: &[], iteration: 0 };
+        data.extend(Sft.select(&group).examples.into_iter().map(|e| e.trajectory));
+    }
+    p.train(&data, &TrainConfig::default()).unwrap();
+    p
+}
+
+/// Explores every training task as `selector` plans it, `samples` times per start.
+pub async fn explore(
+    config: &VaultConfig,
+    selector: &dyn Selector,
+    policy: Arc<dyn Policy>,
+    experts: &[Trajectory],
+    samples: usize,
+    concurrency: usize,
+) -> Vec<Trajectory> {
+    let mut jobs = Vec::new();
+    for task in train_tasks(config) {
+        let mine: Vec<Trajectory> = experts.iter().filter(|e| e.task_id == task.id).cloned().collect();
+        for start in selector.plan(&PlanContext { task: &task, experts: &mine }) {
+            let prefix = match &start {
+                StartState::TaskStart => Vec::new(),
+                StartState::Expert { trajectory, step } => {
+                    mine.iter().find(|e| &e.id == trajectory).unwrap().turns[..*step].to_vec()
+                }
+            };
+            for sample in 0..samples {
+                let id = format!("{}/{}/{start}/{sample}", selector.name(), task.id);
+                jobs.push(EpisodeJob {
+                    seed: eef_runtime::seed::derive(5, &id),
+                    id,
+                    task: task.clone(),
+                    start: start.clone(),
+                    prefix: prefix.clone(),
+                    sample,
+                    temperature: 1.0,
+                    source: Source::Exploration { method: selector.name().into(), iteration: 1 },
+                });
+            }
+        }
+    }
+    rollouts(config, concurrency)
+        .run("explore", policy, Arc::new(FinalReward), jobs, CancellationToken::new(), |_| Ok(()))
+        .await
+        .unwrap()
+}

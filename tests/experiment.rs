@@ -1,0 +1,187 @@
+//! The iteration loop end to end on a small Vault: report, run directory, resume after a kill.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::runtime;
+use eef_runtime::policy::{Act, ActRequest, Policy, PolicyError, TabularPolicy, TrainConfig, TrainReport};
+use eef_runtime::rollout::CancellationToken;
+use eef_runtime::{Error, ExperimentConfig, Report, Trajectory};
+
+const CONFIG: &str = r#"
+[experiment]
+name = "small"
+seed = 3
+iterations = 2
+
+[rollout]
+concurrency = 4
+temperature = 1.0
+progress = false
+
+[[methods]]
+selector = "sft"
+[[methods]]
+selector = "rft"
+[[methods]]
+selector = "rft"
+samples = 6
+[[methods]]
+selector = "eef"
+
+[environment]
+train_tasks = 60
+test_tasks = 30
+"#;
+
+fn config(dir: &Path) -> ExperimentConfig {
+    let mut c = ExperimentConfig::from_toml("small.toml", CONFIG).unwrap();
+    c.experiment.run_dir = dir.to_owned();
+    c
+}
+
+fn run(config: ExperimentConfig) -> Result<Report, Error> {
+    let exp = eef_experiments::vault::experiment(config).unwrap();
+    runtime().block_on(exp.run())
+}
+
+fn best(report: &Report, label: &str) -> f64 {
+    report.methods.iter().find(|m| m.label == label).unwrap().best().unwrap().eval.win_rate
+}
+
+#[test]
+fn the_loop_writes_everything_and_eef_beats_rft() {
+    let tmp = tempfile::tempdir().unwrap();
+    let report = run(config(tmp.path())).unwrap();
+    let root = tmp.path().join("small");
+    for f in [
+        "config.toml",
+        "expert.jsonl",
+        "expert-eval.jsonl",
+        "sft/checkpoint/tabular.json",
+        "sft/iteration.json",
+        "eef/iter-1/explore.jsonl",
+        "eef/iter-1/selection.jsonl",
+        "eef/iter-1/segments.jsonl",
+        "eef/iter-1/dataset.jsonl",
+        "eef/iter-2/checkpoint/tabular.json",
+        "eef/iter-2/eval.jsonl",
+        "rft-x6/iter-2/iteration.json",
+        "report.md",
+        "report.json",
+    ] {
+        assert!(root.join(f).exists(), "missing {f}");
+    }
+    assert_eq!(report.methods.len(), 4);
+    assert_eq!(report.methods[0].iterations.len(), 1, "SFT has only iteration 0");
+    assert_eq!(report.methods[3].iterations.len(), 3);
+    let sft = best(&report, "SFT");
+    let rft = best(&report, "RFT");
+    let eef = best(&report, "EEF");
+    assert!(eef > sft, "EEF {eef} vs SFT {sft}");
+    assert!(eef > rft, "EEF {eef} vs RFT {rft}");
+    let md = std::fs::read_to_string(root.join("report.md")).unwrap();
+    assert!(md.contains("| EEF | 1 |") && md.contains("Best iteration per method"), "{md}");
+    // Exploration of EEF starts from expert states; RFT's does not.
+    let eef_explore: Vec<Trajectory> = eef_runtime::jsonl::read(&root.join("eef/iter-1/explore.jsonl")).unwrap();
+    assert!(eef_explore.iter().any(|t| t.start != eef_runtime::StartState::TaskStart));
+    let rft_explore: Vec<Trajectory> = eef_runtime::jsonl::read(&root.join("rft/iter-1/explore.jsonl")).unwrap();
+    assert!(rft_explore.iter().all(|t| t.start == eef_runtime::StartState::TaskStart));
+}
+
+/// The tabular policy, but the whole run is cancelled after `limit` actions (a Ctrl-C).
+struct KilledAfter {
+    inner: TabularPolicy,
+    seen: Arc<AtomicUsize>,
+    limit: usize,
+    token: CancellationToken,
+}
+
+impl Policy for KilledAfter {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn act_batch(&self, requests: &[ActRequest]) -> Vec<Result<Act, PolicyError>> {
+        if self.seen.fetch_add(requests.len(), Ordering::SeqCst) >= self.limit {
+            self.token.cancel();
+        }
+        self.inner.act_batch(requests)
+    }
+    fn train(&mut self, data: &[Trajectory], config: &TrainConfig) -> Result<TrainReport, PolicyError> {
+        self.inner.train(data, config)
+    }
+    fn save(&self, dir: &Path) -> Result<(), PolicyError> {
+        self.inner.save(dir)
+    }
+    fn load(&mut self, dir: &Path) -> Result<(), PolicyError> {
+        self.inner.load(dir)
+    }
+}
+
+fn all_records(root: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "jsonl") {
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                let mut lines: Vec<String> = std::fs::read_to_string(&p).unwrap().lines().map(str::to_owned).collect();
+                lines.sort();
+                out.extend(lines.into_iter().map(|l| (rel.clone(), l)));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_result_without_losing_trajectories() {
+    let whole = tempfile::tempdir().unwrap();
+    let expected = run(config(whole.path())).unwrap();
+
+    let killed = tempfile::tempdir().unwrap();
+    let cfg = config(killed.path());
+    for limit in [700, 2500] {
+        let exp = eef_experiments::vault::experiment(cfg.clone()).unwrap();
+        let token = exp.cancellation_token();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let exp = exp.policy(move || KilledAfter { inner: TabularPolicy::default(), seen: seen.clone(), limit, token: token.clone() });
+        let res = runtime().block_on(exp.run());
+        assert!(matches!(res, Err(Error::Cancelled)), "the run was interrupted at {limit}: {res:?}");
+    }
+    let before = all_records(&killed.path().join("small"));
+    assert!(!before.is_empty());
+    let resumed = run(cfg).unwrap();
+    assert_eq!(resumed.methods, expected.methods, "resuming gives the uninterrupted result");
+    let after = all_records(&killed.path().join("small"));
+    for (file, record) in &before {
+        if file.ends_with("explore.jsonl") || file.ends_with("eval.jsonl") || file == "expert.jsonl" {
+            assert!(after.contains(&(file.clone(), record.clone())), "a trajectory collected before the kill was lost from {file}");
+        }
+    }
+    assert_eq!(after, all_records(&whole.path().join("small")), "every file equals the uninterrupted run's");
+}
+
+#[test]
+fn setup_mistakes_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = config(tmp.path());
+    c.methods.push(eef_runtime::config::MethodConfig::new("longest"));
+    let err = run(c).unwrap_err().to_string();
+    assert!(err.contains("selector \"longest\", which is not registered"), "{err}");
+    assert!(err.contains("eef, eto, rft, sft"), "{err}");
+
+    let c = config(tmp.path());
+    run(c.clone()).unwrap();
+    let mut other = c;
+    other.experiment.seed = 4;
+    let err = run(other).unwrap_err().to_string();
+    assert!(err.contains("different configuration"), "{err}");
+}

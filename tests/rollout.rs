@@ -1,0 +1,182 @@
+//! The rollout engine: step limits, crashed environments, cancellation, batching.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use eef_environments::vault::{ScriptedExpert, VaultConfig, VaultEnv, World};
+use eef_runtime::environment::{EnvError, Environment, StepResult};
+use eef_runtime::policy::{Act, ActRequest, Policy, PolicyError};
+use eef_runtime::reward::FinalReward;
+use eef_runtime::rollout::{CancellationToken, EpisodeJob, RolloutConfig, Rollouts};
+use eef_runtime::{Error, Source, Task, Termination, Trajectory};
+
+fn jobs(config: &VaultConfig, samples: usize) -> Vec<EpisodeJob> {
+    train_tasks(config)
+        .into_iter()
+        .flat_map(|t| {
+            (0..samples).map(move |s| {
+                EpisodeJob::from_start(
+                    t.clone(),
+                    s,
+                    eef_runtime::seed::derive(1, &format!("{}/{s}", t.id)),
+                    1.0,
+                    Source::Exploration { method: "test".into(), iteration: 1 },
+                )
+            })
+        })
+        .collect()
+}
+
+fn engine(factory: impl eef_runtime::EnvFactory, concurrency: usize, max_steps: Option<usize>) -> Rollouts {
+    Rollouts::new(
+        Arc::new(factory),
+        RolloutConfig { concurrency, max_steps, progress: false, ..RolloutConfig::default() },
+    )
+}
+
+async fn play(r: &Rollouts, policy: Arc<dyn Policy>, jobs: Vec<EpisodeJob>) -> Result<Vec<Trajectory>, Error> {
+    r.run("test", policy, Arc::new(FinalReward), jobs, CancellationToken::new(), |_| Ok(())).await
+}
+
+/// A Vault whose steps crash every `every`-th call across all instances (like a dying JVM).
+struct Flaky {
+    inner: VaultEnv,
+    calls: Arc<AtomicUsize>,
+    every: usize,
+}
+
+impl Environment for Flaky {
+    fn name(&self) -> &str {
+        "flaky-vault"
+    }
+    fn tasks(&self) -> Vec<Task> {
+        self.inner.tasks()
+    }
+    fn reset(&mut self, task: &Task, seed: u64) -> Result<String, EnvError> {
+        self.inner.reset(task, seed)
+    }
+    fn step(&mut self, action: &str) -> Result<StepResult, EnvError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) % self.every == self.every - 1 {
+            return Err(EnvError::Crashed("simulated process death".into()));
+        }
+        self.inner.step(action)
+    }
+    fn valid_actions(&self) -> Option<Vec<String>> {
+        self.inner.valid_actions()
+    }
+    fn max_steps(&self, task: &Task) -> usize {
+        self.inner.max_steps(task)
+    }
+}
+
+fn flaky_factory(config: &VaultConfig, every: usize) -> (impl eef_runtime::EnvFactory, Arc<AtomicUsize>) {
+    let world = Arc::new(World::new(config));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let made = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let factory = move |_w: usize| -> Result<Flaky, EnvError> {
+        made.fetch_add(1, Ordering::SeqCst);
+        Ok(Flaky { inner: VaultEnv::with_world(world.clone()), calls: c.clone(), every })
+    };
+    (factory, calls)
+}
+
+#[test]
+fn crashed_environments_are_restarted_and_nothing_is_lost() {
+    let cfg = small_vault();
+    let expert: Arc<dyn Policy> = Arc::new(ScriptedExpert::new(&World::new(&cfg)));
+    let rt = runtime();
+    let clean = rt.block_on(play(&engine(VaultEnv::factory(&cfg), 4, None), expert.clone(), jobs(&cfg, 2))).unwrap();
+    let (factory, calls) = flaky_factory(&cfg, 23);
+    let flaky = rt.block_on(play(&engine(factory, 4, None), expert, jobs(&cfg, 2))).unwrap();
+    assert!(calls.load(Ordering::SeqCst) > 3 * 23, "several crashes happened");
+    assert_eq!(clean, flaky, "a crash is invisible in the collected trajectories");
+    assert!(flaky.iter().all(|t| t.termination == Termination::Done));
+}
+
+#[test]
+fn an_environment_that_keeps_crashing_is_recorded_not_fatal() {
+    let cfg = small_vault();
+    let expert: Arc<dyn Policy> = Arc::new(ScriptedExpert::new(&World::new(&cfg)));
+    let (factory, _) = flaky_factory(&cfg, 1); // every step crashes
+    let out = runtime().block_on(play(&engine(factory, 2, None), expert, jobs(&cfg, 1))).unwrap();
+    assert_eq!(out.len(), train_tasks(&cfg).len());
+    assert!(out.iter().all(|t| matches!(t.termination, Termination::EnvFailed(_)) && !t.success));
+}
+
+/// Always answers the same (possibly malformed) action; records batch sizes.
+struct Stubborn {
+    action: &'static str,
+    batches: Mutex<Vec<usize>>,
+    cancel_after: Option<(usize, CancellationToken)>,
+    calls: AtomicUsize,
+}
+
+impl Stubborn {
+    fn new(action: &'static str) -> Self {
+        Stubborn { action, batches: Mutex::new(Vec::new()), cancel_after: None, calls: AtomicUsize::new(0) }
+    }
+}
+
+impl Policy for Stubborn {
+    fn name(&self) -> String {
+        "stubborn".into()
+    }
+    fn act_batch(&self, requests: &[ActRequest]) -> Vec<Result<Act, PolicyError>> {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        self.batches.lock().unwrap().push(requests.len());
+        let n = self.calls.fetch_add(requests.len(), Ordering::SeqCst) + requests.len();
+        if let Some((limit, token)) = &self.cancel_after {
+            if n >= *limit {
+                token.cancel();
+            }
+        }
+        requests.iter().map(|_| Ok(Act::new(self.action))).collect()
+    }
+}
+
+#[test]
+fn malformed_actions_run_into_the_step_limit() {
+    let cfg = small_vault();
+    let out = runtime()
+        .block_on(play(&engine(VaultEnv::factory(&cfg), 4, Some(5)), Arc::new(Stubborn::new("dance wildly")), jobs(&cfg, 1)))
+        .unwrap();
+    for t in &out {
+        assert_eq!(t.termination, Termination::StepLimit);
+        assert_eq!(t.turns.len(), 5);
+        assert!(t.final_observation.starts_with("Nothing happens."), "{}", t.final_observation);
+        assert_eq!(t.reward, 0.0);
+    }
+}
+
+#[test]
+fn concurrent_episodes_are_batched() {
+    let cfg = small_vault();
+    let policy = Arc::new(Stubborn::new("look"));
+    let out = runtime()
+        .block_on(play(&engine(VaultEnv::factory(&cfg), 8, Some(6)), policy.clone(), jobs(&cfg, 2)))
+        .unwrap();
+    assert_eq!(out.len(), 32);
+    let batches = policy.batches.lock().unwrap();
+    assert_eq!(batches.iter().sum::<usize>(), 32 * 6);
+    assert!(batches.iter().any(|&b| b > 1), "requests of concurrent episodes share act_batch calls: {batches:?}");
+}
+
+#[test]
+fn cancellation_stops_the_run_and_keeps_finished_episodes() {
+    let cfg = small_vault();
+    let token = CancellationToken::new();
+    let policy = Arc::new(Stubborn { cancel_after: Some((40, token.clone())), ..Stubborn::new("look") });
+    let r = engine(VaultEnv::factory(&cfg), 2, Some(4));
+    let mut sunk = Vec::new();
+    let res = runtime().block_on(r.run("test", policy, Arc::new(FinalReward), jobs(&cfg, 4), token, |t| {
+        sunk.push(t.clone());
+        Ok(())
+    }));
+    assert!(matches!(res, Err(Error::Cancelled)), "{res:?}");
+    assert!(!sunk.is_empty() && sunk.len() < 64, "{} of 64 finished", sunk.len());
+    assert!(sunk.iter().all(|t| t.turns.len() == 4), "only complete episodes are handed out");
+}

@@ -1,0 +1,15 @@
+use eef_runtime::prelude::*;
+
+struct Env;
+
+#[environment(max_steps = 10)]
+impl Env {
+    fn tasks(&self) -> Vec<Task> {
+        Vec::new()
+    }
+    fn reset(&mut self, _task: &Task, _seed: u64) -> String {
+        String::new()
+    }
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use eef_runtime::prelude::*;
+
+#[selector]
+struct Longest;
+
+fn main() {}
