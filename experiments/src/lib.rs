@@ -9,3 +9,9 @@
 
 pub mod cli;
 pub mod vault;
+
+/// The book's chapter on writing an experiment, compiled and run as doctests so that its code
+/// stays correct.
+#[cfg(doctest)]
+#[doc = include_str!("../../book/src/writing-an-experiment.md")]
+pub struct WritingAnExperiment;
