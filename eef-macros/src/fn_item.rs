@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{FnArg, ItemFn, ReturnType};
 
-use crate::args::push;
+use crate::args::{push, Args};
 
 /// Parses `item` as a function and checks that it fits `fn(arg: &T) -> R`: not async, no generics,
 /// exactly one typed argument, a return type. `shape` is the expected signature for messages.
@@ -83,4 +83,34 @@ pub fn unit_struct(f: &ItemFn) -> TokenStream {
 pub fn with_errors(e: syn::Error, item: TokenStream) -> TokenStream {
     let errors = e.to_compile_error();
     quote! { #errors #item }
+}
+
+/// The whole expansion of a function macro: checks the function, parses the arguments with
+/// `allowed` keys, and emits the unit struct followed by the trait impl that `implement` builds
+/// (or, on any error, the unit struct and the errors).
+pub fn expand(
+    args: TokenStream,
+    item: TokenStream,
+    macro_name: &str,
+    shape: &str,
+    allowed: &[&str],
+    implement: impl FnOnce(&ItemFn, &Args, &mut Option<syn::Error>) -> TokenStream,
+) -> TokenStream {
+    let f = match parse_fn(item, macro_name, shape) {
+        Ok(f) => f,
+        Err((e, item)) => return with_errors(e, item),
+    };
+    let mut errors = None;
+    let trait_impl = match Args::parse(args, macro_name, allowed) {
+        Ok(a) => implement(&f, &a, &mut errors),
+        Err(e) => {
+            push(&mut errors, e);
+            TokenStream::new()
+        }
+    };
+    let body = unit_struct(&f);
+    match errors {
+        Some(e) => with_errors(e, body),
+        None => quote! { #body #trait_impl },
+    }
 }

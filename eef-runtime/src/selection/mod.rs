@@ -175,18 +175,6 @@ pub trait Selector: Send + Sync {
     fn select(&self, group: &TaskGroup<'_>) -> Selection;
 }
 
-impl<S: Selector + ?Sized> Selector for Box<S> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn plan(&self, ctx: &PlanContext<'_>) -> Vec<StartState> {
-        (**self).plan(ctx)
-    }
-    fn select(&self, group: &TaskGroup<'_>) -> Selection {
-        (**self).select(group)
-    }
-}
-
 impl<S: Selector + ?Sized> Selector for std::sync::Arc<S> {
     fn name(&self) -> &str {
         (**self).name()
