@@ -89,7 +89,7 @@ impl TabularPolicy {
     fn act_one(&self, req: &ActRequest) -> Act {
         let mut rng = crate::seed::rng(req.seed);
         let row = self.table.counts.get(&self.key.key(&req.observation));
-        let allowed = |a: &str| req.valid_actions.as_ref().map_or(true, |v| v.iter().any(|x| x == a));
+        let allowed = |a: &str| req.valid_actions.as_ref().is_none_or(|v| v.iter().any(|x| x == a));
         if let Some(row) = row {
             let row: BTreeMap<&str, f64> =
                 row.iter().filter(|(a, c)| **c > 0.0 && allowed(a)).map(|(a, c)| (a.as_str(), *c)).collect();
