@@ -3,7 +3,10 @@
 //! - [`vault`]: the built-in Vault environment, small, deterministic and replayable, whose
 //!   scripted expert fails on hard tasks after correct early steps: the situation EEF exploits.
 //!
-//! WebShop and ScienceWorld are being ported (see the book's roadmap).
+//! - [`sciworld`]: ScienceWorld through its real simulator (a JVM driven over py4j).
+//!
+//! WebShop is being ported (see the book's roadmap).
 #![warn(missing_docs)]
 
+pub mod sciworld;
 pub mod vault;

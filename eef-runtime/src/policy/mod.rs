@@ -21,6 +21,8 @@ use crate::trajectory::Trajectory;
 pub struct ActRequest {
     /// Seed for this decision; derive all randomness from it.
     pub seed: u64,
+    /// The task being played (experts that follow a per-task plan need it).
+    pub task: crate::task::TaskId,
     /// The task's instruction.
     pub instruction: String,
     /// Earlier `(observation, action)` pairs of the episode, expert prefix included.

@@ -231,6 +231,7 @@ mod tests {
     fn req(obs: &str, seed: u64, t: f32) -> ActRequest {
         ActRequest {
             seed,
+            task: "t".into(),
             instruction: String::new(),
             history: vec![],
             observation: obs.into(),

@@ -155,6 +155,7 @@ impl Worker {
             let valid_actions = env.as_ref().and_then(|e| e.valid_actions());
             let request = ActRequest {
                 seed: seed::derive_n(job.seed, turns.len() as u64),
+                task: job.task.id.clone(),
                 instruction: job.task.instruction.clone(),
                 history: turns.iter().map(|t| (t.observation.clone(), t.action.clone())).collect(),
                 observation: observation.clone(),

@@ -1,0 +1,131 @@
+//! A typed client of the simulator's `PythonInterface`, over one JVM.
+
+use std::time::Duration;
+
+use super::install::Install;
+use super::py4j::{Arg, Gateway, Py4jError, Value};
+
+/// The JVM class the Python package drives.
+const INTERFACE: &str = "scienceworld.runtime.pythonapi.PythonInterface";
+
+/// One running simulator (one JVM).
+#[derive(Debug)]
+pub struct ScienceWorld {
+    gateway: Gateway,
+    target: String,
+}
+
+fn expect_str(v: Value, what: &str) -> Result<String, Py4jError> {
+    match v {
+        Value::Str(s) => Ok(s),
+        other => Err(Py4jError::Protocol(format!("{what} answered {other:?}"))),
+    }
+}
+
+impl ScienceWorld {
+    /// Starts a JVM and creates the interface object.
+    pub fn start(install: &Install, call_timeout: Duration, startup_timeout: Duration) -> Result<Self, Py4jError> {
+        let mut gateway = Gateway::spawn(&install.java, &install.dir, "scienceworld.jar", call_timeout, startup_timeout)?;
+        let target = gateway.construct(INTERFACE)?;
+        Ok(ScienceWorld { gateway, target })
+    }
+
+    /// The JVM's process id.
+    pub fn pid(&self) -> u32 {
+        self.gateway.pid()
+    }
+
+    /// Whether the connection failed and the simulator must be replaced.
+    pub fn is_broken(&self) -> bool {
+        self.gateway.is_broken()
+    }
+
+    fn call(&mut self, method: &str, args: &[Arg<'_>]) -> Result<Value, Py4jError> {
+        self.gateway.call(&self.target, method, args)
+    }
+
+    /// Loads a task variation (`simplifications`, e.g. `"easy"`); `gold` also generates the gold
+    /// action sequence. The simulator reports a bad task name as an `ERROR:` string, returned here
+    /// as [`Py4jError::Java`].
+    pub fn load(&mut self, task: &str, variation: usize, simplifications: &str, gold: bool) -> Result<(), Py4jError> {
+        let v = self.call("load", &[Arg::Str(task), Arg::Int(variation as i64), Arg::Str(simplifications), Arg::Bool(gold)])?;
+        match v {
+            Value::Str(s) if s.contains("ERROR") => Err(Py4jError::Java(s)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Resets the loaded task to its first state.
+    pub fn reset(&mut self) -> Result<(), Py4jError> {
+        self.call("reset", &[]).map(|_| ())
+    }
+
+    /// Applies an action; returns the observation.
+    pub fn step(&mut self, action: &str) -> Result<String, Py4jError> {
+        let v = self.call("step", &[Arg::Str(action)])?;
+        expect_str(v, "step")
+    }
+
+    /// The score, 0-100 (negative when the task failed), as the Python API rounds it.
+    pub fn score(&mut self) -> Result<i64, Py4jError> {
+        match self.call("getScore", &[])? {
+            Value::Double(x) => Ok((100.0 * x).round() as i64),
+            Value::Int(x) => Ok(100 * x),
+            other => Err(Py4jError::Protocol(format!("getScore answered {other:?}"))),
+        }
+    }
+
+    /// Whether the task is completed.
+    pub fn completed(&mut self) -> Result<bool, Py4jError> {
+        match self.call("getCompleted", &[])? {
+            Value::Bool(b) => Ok(b),
+            other => Err(Py4jError::Protocol(format!("getCompleted answered {other:?}"))),
+        }
+    }
+
+    /// Moves taken.
+    pub fn num_moves(&mut self) -> Result<i64, Py4jError> {
+        match self.call("getNumMoves", &[])? {
+            Value::Int(n) => Ok(n),
+            other => Err(Py4jError::Protocol(format!("getNumMoves answered {other:?}"))),
+        }
+    }
+
+    /// The loaded task's description.
+    pub fn task_description(&mut self) -> Result<String, Py4jError> {
+        let v = self.call("getTaskDescription", &[])?;
+        expect_str(v, "getTaskDescription")
+    }
+
+    /// The gold action sequence (the task must have been loaded with `gold = true`).
+    pub fn gold_actions(&mut self) -> Result<Vec<String>, Py4jError> {
+        match self.call("getGoldActionSequence", &[])? {
+            Value::List(id) => self.gateway.string_list(&id),
+            other => Err(Py4jError::Protocol(format!("getGoldActionSequence answered {other:?}"))),
+        }
+    }
+
+    /// The simulator's task names.
+    pub fn task_names(&mut self) -> Result<Vec<String>, Py4jError> {
+        match self.call("getTaskNames", &[])? {
+            Value::List(id) => self.gateway.string_list(&id),
+            other => Err(Py4jError::Protocol(format!("getTaskNames answered {other:?}"))),
+        }
+    }
+
+    /// The valid action strings in the current state (about a thousand; ask only when needed).
+    pub fn valid_actions(&mut self) -> Result<Vec<String>, Py4jError> {
+        let json = expect_str(self.call("getValidActionObjectCombinationsJSON", &[])?, "valid actions")?;
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            action: String,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Valid {
+            valid_actions: Vec<Entry>,
+        }
+        let v: Valid = serde_json::from_str(&json).map_err(|e| Py4jError::Protocol(format!("valid actions JSON: {e}")))?;
+        Ok(v.valid_actions.into_iter().map(|e| e.action).collect())
+    }
+}

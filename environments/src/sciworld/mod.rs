@@ -1,0 +1,29 @@
+//! ScienceWorld (Wang et al., 2022) through the real simulator, driven from Rust with no Python
+//! at run time.
+//!
+//! The PyPI package `scienceworld==1.2.3` ships a self-contained `scienceworld.jar`;
+//! `scripts/setup-scienceworld.sh` extracts it (see [`install`]). Each [`SciWorldEnv`] starts its
+//! own JVM running py4j's `GatewayServer` and speaks the py4j text protocol to it ([`py4j`]),
+//! calling the same `PythonInterface` the Python package calls. A JVM that dies or stops
+//! answering within the call timeout is dropped; the rollout engine then makes a fresh instance
+//! and replays the episode's actions, so nothing collected is lost. JVMs are killed when their
+//! environment is dropped, and exit by themselves if this process dies (`--die-on-broken-pipe`).
+//!
+//! Tasks come from ETO's split (train 1,483; test-seen 194; test-unseen 211), with ETO's per-task
+//! step limits; the offline [`GoldExpert`] follows the simulator's gold action sequences with
+//! seeded corruption.
+
+mod client;
+mod config;
+mod env;
+mod expert;
+pub mod install;
+pub mod py4j;
+mod tasks;
+
+pub use client::ScienceWorld;
+pub use config::{CorruptionConfig, SciWorldConfig, TestSplit};
+pub use env::{SciWorldEnv, TaskList};
+pub use expert::{corrupt, gold_paths, Corruption, GoldExpert};
+pub use install::{Install, InstallError};
+pub use tasks::{default_split_dir, read_split, simulator_name, step_limit, SciTask};
