@@ -3,11 +3,14 @@
 //!
 //! ```text
 //! cargo run --example vault_eef        # SFT -> RFT -> EEF on the built-in Vault environment
+//! cargo run --example sciworld_eef     # ScienceWorld (real simulator; scripts/setup-scienceworld.sh first)
 //! cargo run --example webshop_eef      # WebShop (currently falls back to Vault: see its output)
 //! ```
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod sciworld;
+pub mod sciworld_bench;
 pub mod vault;
 
 /// The book's chapter on writing an experiment, compiled and run as doctests so that its code
