@@ -20,7 +20,7 @@ use proc_macro::TokenStream;
 
 /// Implements `eef_runtime::Environment` for a type from the methods of an inherent `impl` block.
 ///
-/// ```ignore
+/// ```text
 /// #[environment(name = "vault", max_steps = 12)]
 /// impl Vault {
 ///     fn tasks(&self) -> Vec<Task> { ... }
