@@ -4,9 +4,9 @@
 //!   scripted expert fails on hard tasks after correct early steps: the situation EEF exploits.
 //!
 //! - [`sciworld`]: ScienceWorld through its real simulator (a JVM driven over py4j).
-//!
-//! WebShop is being ported (see the book's roadmap).
+//! - [`webshop`]: WebShop's text environment, on the original data or the `webshop-synth` catalog.
 #![warn(missing_docs)]
 
 pub mod sciworld;
 pub mod vault;
+pub mod webshop;

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod sciworld;
 pub mod sciworld_bench;
 pub mod vault;
+pub mod webshop;
 
 /// The book's chapter on writing an experiment, compiled and run as doctests so that its code
 /// stays correct.

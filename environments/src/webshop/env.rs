@@ -1,0 +1,351 @@
+//! The WebShop text environment: pages and actions as the original's text mode renders and
+//! parses them (`web_agent_text_env.py`, `observation_mode="text"`).
+
+use std::sync::Arc;
+
+use eef_runtime::environment::EnvError;
+use eef_runtime::{environment, Split, StepResult, Task};
+
+use super::catalog::Catalog;
+use super::config::WebShopConfig;
+use super::reward::{nouns, reward};
+
+/// Results kept per search (`SEARCH_RETURN_N`).
+pub const SEARCH_RETURN_N: usize = 50;
+/// Results per page (`PRODUCT_WINDOW`).
+pub const PRODUCT_WINDOW: usize = 10;
+
+/// Splits an action as the original's `parse_action` (`(.+)\[(.+)\]`, matched from the start):
+/// the name is everything before the last `[` that is followed by at least one character and a
+/// `]`; the argument runs to the last `]`.
+pub fn parse_action(action: &str) -> (String, Option<String>) {
+    let close = action.rfind(']');
+    if let Some(close) = close {
+        let open = action[..close].char_indices().rev().map(|(i, _)| i).find(|&i| action.as_bytes()[i] == b'[' && i > 0 && close > i + 1);
+        if let Some(open) = open {
+            return (action[..open].to_owned(), Some(action[open + 1..close].to_owned()));
+        }
+    }
+    (action.to_owned(), None)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Page {
+    Start,
+    Results,
+    Item,
+    Description,
+    Features,
+    Reviews,
+    Done,
+}
+
+/// One shopping session.
+#[derive(Clone, Debug)]
+struct Session {
+    goal: usize,
+    page: Page,
+    keywords: String,
+    page_num: usize,
+    results: Vec<usize>,
+    product: Option<usize>,
+    options: Vec<(String, String)>,
+    reward: f64,
+}
+
+/// WebShop over a [`Catalog`] (the real data or `webshop-synth`).
+pub struct WebShopEnv {
+    catalog: Arc<Catalog>,
+    config: Arc<WebShopConfig>,
+    session: Option<Session>,
+}
+
+impl std::fmt::Debug for WebShopEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebShopEnv").field("catalog", &self.catalog.label()).finish_non_exhaustive()
+    }
+}
+
+impl WebShopEnv {
+    /// An environment over a shared catalog.
+    pub fn new(catalog: Arc<Catalog>, config: Arc<WebShopConfig>) -> Self {
+        WebShopEnv { catalog, config, session: None }
+    }
+
+    /// A factory: loads the catalog once; every worker shares it.
+    pub fn factory(config: &WebShopConfig) -> Result<impl Fn(usize) -> Result<WebShopEnv, EnvError> + Send + Sync + 'static, EnvError> {
+        let catalog = Arc::new(Catalog::load(config).map_err(EnvError::Other)?);
+        let config = Arc::new(config.clone());
+        Ok(move |_| Ok(WebShopEnv::new(catalog.clone(), config.clone())))
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    fn instruction(&self, s: &Session) -> &str {
+        &self.catalog.goals[s.goal].instruction_text
+    }
+
+    /// The text-mode observation of the current page.
+    fn render(&self, s: &Session) -> String {
+        let c = &self.catalog;
+        let ins = self.instruction(s);
+        let mut parts: Vec<String> = Vec::new();
+        let head = |parts: &mut Vec<String>| {
+            parts.push("Instruction:".into());
+            parts.push(ins.to_owned());
+            parts.push("Back to Search".into());
+        };
+        match s.page {
+            Page::Start => parts.extend(["WebShop".to_owned(), "Instruction:".into(), ins.to_owned(), "Search".into()]),
+            Page::Results => {
+                head(&mut parts);
+                parts.push(format!("Page {} (Total results: {})", s.page_num, s.results.len()));
+                if s.page_num > 1 {
+                    parts.push("< Prev".into());
+                }
+                if s.page_num * PRODUCT_WINDOW < s.results.len() {
+                    parts.push("Next >".into());
+                }
+                for &i in self.page_results(s) {
+                    let p = &c.products[i];
+                    parts.extend([p.asin.clone(), p.title.clone(), p.price_tag.clone()]);
+                }
+            }
+            Page::Item => {
+                let p = &c.products[s.product.unwrap_or(0)];
+                head(&mut parts);
+                parts.push("< Prev".into());
+                for (name, values) in &p.options {
+                    parts.push(name.clone());
+                    parts.extend(values.iter().cloned());
+                }
+                parts.extend([p.title.clone(), format!("Price: {}", p.price_tag), "Rating: N.A.".into()]);
+                parts.extend(["Description", "Features", "Reviews", "Buy Now"].map(String::from));
+            }
+            Page::Description | Page::Features | Page::Reviews => {
+                let p = &c.products[s.product.unwrap_or(0)];
+                head(&mut parts);
+                parts.push("< Prev".into());
+                match s.page {
+                    Page::Description => parts.push(p.description.clone()),
+                    Page::Features => parts.extend(p.bullet_points.iter().cloned()),
+                    _ => {}
+                }
+            }
+            Page::Done => {
+                let p = &c.products[s.product.unwrap_or(0)];
+                let options: String = format!(
+                    "{{{}}}",
+                    s.options.iter().map(|(k, v)| format!("\"{k}\": \"{v}\"")).collect::<Vec<_>>().join(", ")
+                );
+                parts.extend([
+                    "Thank you for shopping with us!".to_owned(),
+                    "Your code:".into(),
+                    "(Paste it in your MTurk interface.)".into(),
+                    "Purchased".into(),
+                    "asin".into(),
+                    p.asin.clone(),
+                    "options".into(),
+                    options,
+                    "Your score (min 0.0, max 1.0)".into(),
+                    format!("{}", s.reward),
+                ]);
+            }
+        }
+        parts.iter().map(|t| t.trim()).collect::<Vec<_>>().join(" [SEP] ")
+    }
+
+    fn page_results<'a>(&self, s: &'a Session) -> &'a [usize] {
+        let lo = ((s.page_num.max(1) - 1) * PRODUCT_WINDOW).min(s.results.len());
+        let hi = (s.page_num * PRODUCT_WINDOW).min(s.results.len());
+        &s.results[lo..hi]
+    }
+
+    /// The page's clickables (lower-cased button texts and product links; option values), each
+    /// with the option name for option values.
+    fn clickables(&self, s: &Session) -> Vec<(String, Option<String>)> {
+        let c = &self.catalog;
+        let mut out: Vec<(String, Option<String>)> = Vec::new();
+        let mut button = |t: &str| out.push((t.to_lowercase(), None));
+        match s.page {
+            Page::Start => button("Search"),
+            Page::Results => {
+                button("Back to Search");
+                if s.page_num > 1 {
+                    button("< Prev");
+                }
+                if s.page_num * PRODUCT_WINDOW < s.results.len() {
+                    button("Next >");
+                }
+                for &i in self.page_results(s) {
+                    out.push((c.products[i].asin.to_lowercase(), None));
+                }
+            }
+            Page::Item => {
+                for b in ["Back to Search", "< Prev", "Description", "Features", "Reviews", "Buy Now"] {
+                    button(b);
+                }
+                for (name, values) in &c.products[s.product.unwrap_or(0)].options {
+                    for v in values {
+                        out.retain(|(k, _)| k != v);
+                        out.push((v.clone(), Some(name.clone())));
+                    }
+                }
+            }
+            Page::Description | Page::Features | Page::Reviews => {
+                button("Back to Search");
+                button("< Prev");
+            }
+            Page::Done => {}
+        }
+        out
+    }
+
+    fn search(&self, s: &mut Session, keywords: &str) {
+        s.keywords = keywords.to_owned();
+        s.results = self.catalog.index.search(keywords, SEARCH_RETURN_N);
+        s.page_num = 1;
+        s.page = Page::Results;
+        s.product = None;
+        s.options.clear();
+    }
+
+    fn click(&self, s: &mut Session, target: &str, option_name: Option<String>) -> f64 {
+        match target {
+            "buy now" => {
+                let p = s.product.unwrap_or(0);
+                let goal = &self.catalog.goals[s.goal];
+                s.reward = reward(&self.catalog.products[p], goal, self.catalog.prices[p], &s.options, nouns);
+                s.page = Page::Done;
+                return s.reward;
+            }
+            "back to search" => {
+                s.page = Page::Start;
+                s.keywords.clear();
+                s.results.clear();
+                s.product = None;
+                s.options.clear();
+            }
+            "next >" if s.page == Page::Results => s.page_num += 1,
+            "< prev" if s.page == Page::Results => s.page_num -= 1,
+            "< prev" if s.page == Page::Item => {
+                s.page = Page::Results;
+                s.product = None;
+                s.options.clear();
+            }
+            "< prev" => s.page = Page::Item,
+            "description" => s.page = Page::Description,
+            "features" => s.page = Page::Features,
+            "reviews" => s.page = Page::Reviews,
+            _ => {
+                match option_name {
+                    Some(name) => match s.options.iter_mut().find(|(k, _)| *k == name) {
+                        Some(slot) => slot.1 = target.to_owned(),
+                        None => s.options.push((name, target.to_owned())),
+                    },
+                    None => s.product = self.catalog.product(target).map(|(i, _)| i),
+                }
+                s.page = Page::Item;
+            }
+        }
+        0.0
+    }
+}
+
+#[environment(name = "webshop")]
+impl WebShopEnv {
+    fn tasks(&self) -> Vec<Task> {
+        let n_test = self.config.test_goals.min(self.catalog.goals.len());
+        let max_train = self.config.max_train_goals.unwrap_or(usize::MAX);
+        self.catalog
+            .goals
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i < n_test || *i - n_test < max_train)
+            .map(|(i, g)| {
+                let split = if i < n_test { Split::Test } else { Split::Train };
+                Task::new(format!("{}-{i}", self.catalog.label()), g.instruction_text.clone(), split, i)
+            })
+            .collect()
+    }
+
+    fn reset(&mut self, task: &Task, _seed: u64) -> Result<String, EnvError> {
+        if task.index >= self.catalog.goals.len() {
+            return Err(EnvError::UnknownTask(task.id.to_string()));
+        }
+        let s = Session {
+            goal: task.index,
+            page: Page::Start,
+            keywords: String::new(),
+            page_num: 1,
+            results: Vec::new(),
+            product: None,
+            options: Vec::new(),
+            reward: 0.0,
+        };
+        let obs = self.render(&s);
+        self.session = Some(s);
+        Ok(obs)
+    }
+
+    fn step(&mut self, action: &str) -> Result<StepResult, EnvError> {
+        let mut s = self.session.take().ok_or_else(|| EnvError::InvalidState("step before reset".into()))?;
+        if s.page == Page::Done {
+            self.session = Some(s);
+            return Err(EnvError::InvalidState("step after the purchase".into()));
+        }
+        let (name, arg) = parse_action(action);
+        let arg = arg.map(|a| a.to_lowercase());
+        let mut reward = 0.0;
+        match (name.as_str(), arg) {
+            ("search", Some(a)) if !a.is_empty() => {
+                let keywords = a.split(' ').collect::<Vec<_>>().join(" ");
+                self.search(&mut s, &keywords);
+            }
+            ("click", Some(a)) if a != "search" => {
+                if let Some((_, option)) = self.clickables(&s).into_iter().find(|(k, _)| *k == a) {
+                    reward = self.click(&mut s, &a, option);
+                }
+            }
+            _ => {}
+        }
+        let done = s.page == Page::Done;
+        let obs = self.render(&s);
+        self.session = Some(s);
+        Ok(StepResult { observation: obs, reward, done })
+    }
+
+    fn valid_actions(&self) -> Option<Vec<String>> {
+        if !self.config.offer_valid_actions {
+            return None;
+        }
+        let s = self.session.as_ref()?;
+        let mut v: Vec<String> = self.clickables(s).into_iter().filter(|(k, _)| k != "search").map(|(k, _)| format!("click[{k}]")).collect();
+        if s.page == Page::Start {
+            v.push(format!("search[{}]", self.instruction(s).to_lowercase()));
+        }
+        Some(v)
+    }
+
+    fn max_steps(&self, _task: &Task) -> usize {
+        self.config.max_steps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_parse_as_the_original_regex() {
+        assert_eq!(parse_action("search[red shirt]"), ("search".into(), Some("red shirt".into())));
+        assert_eq!(parse_action("click[< Prev]"), ("click".into(), Some("< Prev".into())));
+        assert_eq!(parse_action("click[]"), ("click[]".into(), None));
+        assert_eq!(parse_action("search[a] tail"), ("search".into(), Some("a".into())));
+        assert_eq!(parse_action("click[a[b]]"), ("click[a".into(), Some("b]".into())));
+        assert_eq!(parse_action("buy"), ("buy".into(), None));
+    }
+}

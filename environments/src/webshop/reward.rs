@@ -1,0 +1,181 @@
+//! WebShop's reward (`engine/goal.py::get_reward`), term by term.
+//!
+//! `reward = (matched attributes + matched options + price ok) / (attributes + goal options + 1)
+//! × r_type`. The type reward compares the *nouns* of the goal's and the bought product's titles;
+//! WebShop uses spaCy's `en_core_web_lg` tagger, which cannot be installed offline. This port
+//! approximates nouns with [`nouns`]: lower-cased alphabetic tokens that are not stop words,
+//! common adjectives, colours, units or marketing words (a list shipped in this file). How often
+//! that choice changes the reward is measured by the `webshop_bench` example.
+
+use std::collections::HashSet;
+
+use super::data::Product;
+use super::fuzz::token_set_ratio;
+use super::goals::Goal;
+use super::normalize::{normalize_color, COLOR_SET};
+
+/// Options matched exactly rather than fuzzily.
+pub const EXACT_MATCH_OPTS: [&str; 1] = ["size"];
+
+/// Words never counted as nouns (function words, frequent adjectives, units, marketing words).
+const NOT_NOUNS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "into", "is", "it", "of", "on", "or", "the", "to",
+    "with", "without", "your", "you", "our", "all", "any", "each", "per", "plus", "up", "new", "best", "premium",
+    "quality", "high", "low", "free", "natural", "organic", "extra", "super", "ultra", "mini", "small", "medium", "large",
+    "big", "long", "short", "soft", "hard", "light", "dark", "heavy", "easy", "portable", "waterproof", "professional",
+    "compatible", "adjustable", "durable", "multi", "full", "half", "double", "single", "non", "slip", "anti", "fresh",
+    "pure", "original", "classic", "modern", "vintage", "cute", "fashion", "casual", "comfortable", "lightweight",
+    "everyday", "essentials", "value", "pack", "count", "set", "piece", "pieces", "pcs", "oz", "fl", "ounce", "ounces",
+    "inch", "inches", "lb", "lbs", "ml", "g", "kg", "cm", "mm", "ft", "x", "xl", "xxl", "womens", "mens", "women", "men",
+    "kids", "unisex", "s", "t", "de",
+];
+
+/// The noun approximation: see the module documentation.
+pub fn nouns(title: &str) -> Vec<String> {
+    title
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|t| t.len() > 1)
+        .map(str::to_lowercase)
+        .filter(|t| !NOT_NOUNS.contains(&t.as_str()) && !COLOR_SET.contains(&t.as_str()))
+        .collect()
+}
+
+/// The type reward and its parts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TypeReward {
+    /// `r_type`.
+    pub r_type: f64,
+    /// Same scraping query.
+    pub query_match: bool,
+    /// At least two shared category parts.
+    pub category_match: bool,
+    /// Share of the goal title's nouns found in the bought title's nouns.
+    pub title_score: f64,
+}
+
+/// `get_type_reward`, with `noun_fn` standing in for spaCy.
+pub fn type_reward(bought: &Product, goal: &Goal, noun_fn: impl Fn(&str) -> Vec<String>) -> TypeReward {
+    let query_match = bought.query == goal.query;
+    let parts = |s: &str| s.split('›').map(|x| x.trim().to_owned()).collect::<HashSet<_>>();
+    let category_match = parts(&bought.product_category).intersection(&parts(&goal.product_category)).count() >= 2;
+    let bought_nouns: HashSet<String> = noun_fn(&bought.title).into_iter().collect();
+    let desired: Vec<String> = noun_fn(&goal.name);
+    let desired_set: HashSet<&String> = desired.iter().collect();
+    let title_score = if desired.is_empty() {
+        0.2
+    } else {
+        desired_set.iter().filter(|n| bought_nouns.contains(**n)).count() as f64 / desired.len() as f64
+    };
+    let mut r_type = 1.0;
+    if !(query_match || category_match || title_score > 0.2) {
+        r_type = 0.5;
+    }
+    if title_score < 0.1 {
+        r_type = 0.1;
+    }
+    if title_score == 0.0 {
+        r_type = 0.0;
+    }
+    TypeReward { r_type, query_match, category_match, title_score }
+}
+
+fn mentioned(p: &Product, needle: &str) -> bool {
+    p.title.to_lowercase().contains(needle)
+        || p.bullet_points.join(" ").to_lowercase().contains(needle)
+        || p.description.to_lowercase().contains(needle)
+}
+
+/// `get_attribute_reward`: goal attributes matched (token_set_ratio > 85 with a product
+/// attribute, else a substring of title, bullet points or description).
+pub fn attribute_matches(p: &Product, goal: &Goal) -> usize {
+    goal.attributes
+        .iter()
+        .filter(|g| p.attributes.iter().any(|a| token_set_ratio(a, g) > 85) || mentioned(p, g))
+        .count()
+}
+
+/// `get_option_reward`: *purchased* options matched against the goal's (exactly for `size`,
+/// else token_set_ratio > 85, else found in the product's text), colours normalized first.
+pub fn option_matches(p: &Product, goal: &Goal, chosen: &[(String, String)]) -> usize {
+    let goal_options: Vec<String> = goal.goal_options.iter().map(|(_, v)| normalize_color(v)).collect();
+    let mut n = 0;
+    for (name, value) in chosen {
+        let value = normalize_color(value);
+        let matched = if EXACT_MATCH_OPTS.contains(&name.to_lowercase().as_str()) {
+            goal_options.contains(&value)
+        } else {
+            goal_options.iter().any(|g| token_set_ratio(g, &value) > 85)
+        };
+        if matched || mentioned(p, &value) {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The reward of buying `p` at `price` with `chosen` options for `goal`.
+pub fn reward(p: &Product, goal: &Goal, price: f64, chosen: &[(String, String)], noun_fn: impl Fn(&str) -> Vec<String>) -> f64 {
+    let t = type_reward(p, goal, noun_fn);
+    let r_price = if price <= goal.price_upper { 1.0 } else { 0.0 };
+    let matched = attribute_matches(p, goal) + option_matches(p, goal, chosen);
+    (matched as f64 + r_price) / (goal.attributes.len() + goal.goal_options.len() + 1) as f64 * t.r_type
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn product() -> Product {
+        Product {
+            asin: "B000000001".into(),
+            title: "Lumina Tea Tree Natural Ingredients Scrubs & Body Treatments".into(),
+            category: "beauty".into(),
+            query: "scrubs & body treatments".into(),
+            product_category: "Beauty & Personal Care › Skin Care › Body".into(),
+            description: "Made with tea tree.".into(),
+            bullet_points: vec!["Natural ingredients.".into()],
+            pricing: vec![12.5],
+            price_tag: "$12.5".into(),
+            options: vec![("size".into(), vec!["4 fl oz".into(), "8 fl oz".into()])],
+            attributes: vec!["tea tree".into(), "natural ingredients".into()],
+            instruction_text: None,
+            instruction_attributes: vec![],
+        }
+    }
+
+    fn goal() -> Goal {
+        Goal {
+            asin: "B000000001".into(),
+            category: "beauty".into(),
+            query: "scrubs & body treatments".into(),
+            name: "Lumina Tea Tree Natural Ingredients Scrubs & Body Treatments".into(),
+            product_category: "Beauty & Personal Care › Skin Care › Body".into(),
+            instruction_text: String::new(),
+            attributes: vec!["tea tree".into(), "natural ingredients".into()],
+            price_upper: 20.0,
+            goal_options: vec![("size".into(), "8 fl oz".into())],
+        }
+    }
+
+    #[test]
+    fn the_right_product_with_the_right_option_scores_one() {
+        let r = reward(&product(), &goal(), 12.5, &[("size".into(), "8 fl oz".into())], nouns);
+        assert!((r - 1.0).abs() < 1e-12, "{r}");
+    }
+
+    #[test]
+    fn terms_are_counted_as_the_original_does() {
+        // Wrong size (exact match fails, but "4 fl oz" is not in the text): 3 of 4.
+        let r = reward(&product(), &goal(), 12.5, &[("size".into(), "4 fl oz".into())], nouns);
+        assert!((r - 0.75).abs() < 1e-12, "{r}");
+        // Too expensive and no option chosen: 2 of 4.
+        let r = reward(&product(), &goal(), 25.0, &[], nouns);
+        assert!((r - 0.5).abs() < 1e-12, "{r}");
+        // A product of another type: r_type 0.
+        let mut other = product();
+        other.title = "Kestrel Wireless Headphones".into();
+        other.query = "headphones".into();
+        other.product_category = "Electronics › Audio".into();
+        assert_eq!(reward(&other, &goal(), 12.5, &[], nouns), 0.0);
+    }
+}

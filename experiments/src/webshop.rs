@@ -1,0 +1,52 @@
+//! SFT vs RFT vs EEF on WebShop: the real data when `[environment] data_dir` names it, the
+//! `webshop-synth` catalog otherwise, with the heuristic shopper as expert.
+
+use eef_environments::webshop::{Shopper, ShopperConfig, WebShopConfig, WebShopEnv};
+use eef_runtime::policy::TabularPolicy;
+use eef_runtime::reward::FinalReward;
+use eef_runtime::{Error, Experiment, ExperimentConfig};
+
+/// The default (small, 2-core) configuration.
+pub const DEFAULT_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/webshop.toml");
+
+/// `[environment]` of a WebShop experiment: the environment's settings plus the expert's.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The environment.
+    #[serde(flatten)]
+    pub env: WebShopConfig,
+    /// `[environment.expert]`: the heuristic shopper's imperfections.
+    #[serde(default)]
+    pub expert: ShopperConfig,
+}
+
+/// The tabular policy's state: the page without the instruction (which differs per goal).
+pub fn page_key(observation: &str) -> String {
+    observation
+        .split(" [SEP] ")
+        .enumerate()
+        .filter(|(i, p)| !(*i <= 2 && (p.starts_with("Instruction:") || *i == 1 || *i == 2 && observation.starts_with("WebShop"))))
+        .map(|(_, p)| p)
+        .collect::<Vec<_>>()
+        .join(" [SEP] ")
+}
+
+/// Builds the WebShop experiment. WebShop's reward is the final reward; a win is reward 1.
+pub fn experiment(config: ExperimentConfig) -> Result<Experiment, Error> {
+    let settings: Settings = config.environment()?;
+    let factory = WebShopEnv::factory(&settings.env)?;
+    let label = if settings.env.data_dir.is_some() { "webshop" } else { "webshop-synth" };
+    let note = match label {
+        "webshop" => "WebShop, original data.".to_owned(),
+        _ => "webshop-synth: a synthetic catalog built around WebShop's real instructions and attributes \
+              (the 1000 product pages are not available here). These are not WebShop numbers."
+            .to_owned(),
+    };
+    Ok(Experiment::new(config)
+        .environment(factory)
+        .expert(Shopper::new(settings.expert))
+        .policy(|| TabularPolicy::new(page_key).with_fallback("click[back to search]"))
+        .reward(FinalReward)
+        .note(note))
+}

@@ -1,0 +1,129 @@
+//! WebShop: pages, action semantics, replay, reward consistency, the expert.
+
+mod common;
+
+use std::sync::Arc;
+
+use eef_environments::webshop::{understand, Catalog, Shopper, ShopperConfig, WebShopConfig, WebShopEnv};
+use eef_runtime::policy::{ActRequest, Policy};
+use eef_runtime::{Environment, Split, Task};
+
+fn env() -> WebShopEnv {
+    let config = WebShopConfig::default();
+    let catalog = Arc::new(Catalog::load(&config).unwrap());
+    WebShopEnv::new(catalog, Arc::new(config))
+}
+
+/// Plays the shopper (no imperfections) on `task`; returns observations and actions.
+fn play(env: &mut WebShopEnv, task: &Task, shopper: &Shopper) -> (Vec<String>, Vec<String>, f64) {
+    let mut obs = vec![env.reset(task, 0).unwrap()];
+    let mut actions = Vec::new();
+    let mut history = Vec::new();
+    for turn in 0..10 {
+        let req = ActRequest {
+            seed: turn,
+            task: task.id.clone(),
+            instruction: task.instruction.clone(),
+            history: history.clone(),
+            observation: obs.last().unwrap().clone(),
+            valid_actions: None,
+            temperature: 0.0,
+        };
+        let a = shopper.act_batch(&[req]).remove(0).unwrap().action;
+        let s = env.step(&a).unwrap();
+        history.push((obs.last().unwrap().clone(), a.clone()));
+        actions.push(a);
+        obs.push(s.observation);
+        if s.done {
+            return (obs, actions, s.reward);
+        }
+    }
+    (obs, actions, 0.0)
+}
+
+fn perfect() -> Shopper {
+    Shopper::new(ShopperConfig { wrong_item: 0.0, skip_option: 0.0, vague_search: 0.0, seed: 0 })
+}
+
+#[test]
+fn pages_render_as_the_original_text_mode() {
+    let mut e = env();
+    let task = e.tasks().into_iter().find(|t| t.split == Split::Test).unwrap();
+    let (obs, actions, _) = play(&mut e, &task, &perfect());
+    assert!(obs[0].starts_with("WebShop [SEP] Instruction: [SEP] "));
+    assert!(obs[0].ends_with(" [SEP] Search"));
+    assert!(obs[1].starts_with("Instruction: [SEP] ") && obs[1].contains(" [SEP] Back to Search [SEP] Page 1 (Total results: "));
+    // Visit the sub pages of the opened product, then snapshot every page kind.
+    let mut e2 = env();
+    e2.reset(&task, 0).unwrap();
+    let mut pages = Vec::new();
+    for a in actions.iter().take(2).cloned().chain(["click[Description]", "click[< Prev]", "click[Features]", "click[< Prev]", "click[Reviews]", "click[< Prev]", "click[< Prev]", "click[Next >]", "click[< Prev]"].map(String::from)) {
+        pages.push(format!("> {a}\n{}", e2.step(&a).unwrap().observation));
+    }
+    insta::assert_snapshot!("webshop_pages", format!("{}\n\n{}", obs[0], pages.join("\n\n")));
+}
+
+#[test]
+fn invalid_actions_change_nothing_and_search_works_anywhere() {
+    let mut e = env();
+    let task = e.tasks()[0].clone();
+    let start = e.reset(&task, 0).unwrap();
+    for bad in ["click[buy now]", "click[search]", "click[]", "search[]", "jump", "click[b00nonexist]"] {
+        let s = e.step(bad).unwrap();
+        assert_eq!((s.observation.as_str(), s.reward, s.done), (start.as_str(), 0.0, false), "{bad}");
+    }
+    let results = e.step("search[SHAMPOO]").unwrap().observation;
+    let asin = results.split(" [SEP] ").nth(5).unwrap().to_lowercase();
+    let item = e.step(&format!("click[{asin}]")).unwrap().observation;
+    assert!(item.ends_with("Buy Now"), "{item}");
+    let again = e.step("search[shampoo]").unwrap().observation;
+    assert_eq!(again, results, "search[] works from an item page, lower-cased");
+    let s = e.step("click[back to search]").unwrap();
+    assert_eq!(s.observation, start);
+}
+
+#[test]
+fn replay_gives_the_same_observation_as_play() {
+    let mut e = env();
+    for task in e.tasks().into_iter().take(20) {
+        let (obs, actions, _) = play(&mut e, &task, &perfect());
+        for k in 1..actions.len() {
+            let r = e.replay(&task, 0, &actions[..k]).unwrap();
+            assert_eq!(r.observation, obs[k], "{} after {k} actions", task.id);
+        }
+    }
+}
+
+#[test]
+fn buying_the_target_with_the_goal_options_scores_one() {
+    let e = env();
+    let c = e.catalog();
+    let mut checked = 0;
+    for g in c.goals.iter().take(400) {
+        let (i, p) = c.product(&g.asin).unwrap();
+        let r = eef_environments::webshop::reward::reward(p, g, c.prices[i], &g.goal_options, eef_environments::webshop::reward::nouns);
+        assert!((r - 1.0).abs() < 1e-12, "{}: {r}", g.instruction_text);
+        checked += 1;
+    }
+    assert_eq!(checked, 400);
+}
+
+#[test]
+fn the_expert_wins_some_loses_some_and_starts_right() {
+    let mut e = env();
+    let shopper = Shopper::new(ShopperConfig::default());
+    let tasks: Vec<Task> = e.tasks().into_iter().filter(|t| t.split == Split::Test).take(100).collect();
+    let (mut wins, mut fails_starting_right, mut total_reward) = (0, 0, 0.0);
+    for t in &tasks {
+        let (_, actions, r) = play(&mut e, t, &shopper);
+        total_reward += r;
+        if r >= 1.0 - 1e-9 {
+            wins += 1;
+        } else if actions[0].starts_with("search[") && understand(&t.instruction).product.starts_with(&actions[0][7..actions[0].len() - 1]) {
+            fails_starting_right += 1;
+        }
+    }
+    assert!(wins > 10 && wins < 90, "wins {wins}/100");
+    assert!(fails_starting_right > 20, "failed episodes whose search was right: {fails_starting_right}");
+    assert!(total_reward / 100.0 > 0.4, "average reward {}", total_reward / 100.0);
+}
