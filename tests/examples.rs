@@ -26,3 +26,20 @@ fn a_malformed_config_names_file_line_and_column() {
     assert!(err.contains("bad.toml:5:10"), "{err}");
     assert!(err.contains("invalid type: string \"six\""), "{err}");
 }
+
+#[test]
+fn every_shipped_config_parses() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let config = eef_runtime::ExperimentConfig::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        if path.file_name().unwrap().to_str().unwrap().starts_with("webshop") {
+            let s: eef_experiments::webshop::Settings = config.environment().unwrap();
+            assert_eq!(s.env.max_steps, 10);
+            eef_experiments::webshop::experiment(config).unwrap();
+        }
+        n += 1;
+    }
+    assert!(n >= 4, "{n} configs");
+}

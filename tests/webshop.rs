@@ -127,3 +127,45 @@ fn the_expert_wins_some_loses_some_and_starts_right() {
     assert!(fails_starting_right > 20, "failed episodes whose search was right: {fails_starting_right}");
     assert!(total_reward / 100.0 > 0.4, "average reward {}", total_reward / 100.0);
 }
+
+#[test]
+fn the_original_data_files_load_through_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let products = serde_json::json!([
+        {"asin": "B0TESTSOCK", "name": "Warm Wool Socks for Men", "category": "fashion", "query": "Wool Socks ",
+         "product_category": "Clothing › Men › Socks", "full_description": "Soft merino wool socks.",
+         "small_description": ["Machine wash", "Merino wool"], "pricing": "$12.99",
+         "customization_options": {"Color": [{"value": "Navy/Grey"}, {"value": "Black"}], "Size": [{"value": "Large"}]},
+         "images": ["x.jpg"]},
+        {"asin": "B0TESTHATS", "name": "Cotton Sun Hat", "category": "fashion", "query": "sun hat",
+         "product_category": "Clothing › Men › Hats", "full_description": "A hat.", "small_description": "Cotton",
+         "pricing": "$5.00$15.00", "customization_options": null, "images": ["y.jpg"]},
+        {"asin": "nan", "name": "skipped"}
+    ]);
+    let attrs = serde_json::json!({
+        "B0TESTSOCK": {"attributes": ["machine wash", "merino wool"], "instruction": "Find me machine wash wool socks",
+                       "instruction_attributes": ["machine wash"]},
+        "B0TESTHATS": {"attributes": ["cotton"]}
+    });
+    std::fs::write(dir.path().join("items_shuffle_1000.json"), products.to_string()).unwrap();
+    std::fs::write(dir.path().join("items_ins_v2_1000.json"), attrs.to_string()).unwrap();
+    let config = WebShopConfig { data_dir: Some(dir.path().to_owned()), test_goals: 1, ..WebShopConfig::default() };
+    let catalog = Catalog::load(&config).unwrap();
+    assert_eq!(catalog.label(), "webshop");
+    assert_eq!(catalog.products.len(), 2);
+    let sock = &catalog.products[0];
+    assert_eq!(sock.query, "wool socks");
+    assert_eq!(sock.price_tag, "$12.99");
+    assert_eq!(sock.options, vec![("color".to_owned(), vec!["navy | grey".to_owned(), "black".to_owned()]), ("size".to_owned(), vec!["large".to_owned()])]);
+    assert_eq!(catalog.products[1].price_tag, "$5.0 to $15.0");
+    assert_eq!(catalog.products[1].attributes, vec!["cotton"]);
+    // One instruction x (2 colours x 1 size) = 2 goals.
+    assert_eq!(catalog.goals.len(), 2);
+    assert!(catalog.goals[0].instruction_text.starts_with("Find me machine wash wool socks with color: "));
+    let mut env = WebShopEnv::new(Arc::new(catalog), Arc::new(config));
+    let task = env.tasks()[0].clone();
+    env.reset(&task, 0).unwrap();
+    env.step("search[wool socks]").unwrap();
+    let item = env.step("click[b0testsock]").unwrap().observation;
+    assert!(item.contains("[SEP] color [SEP] navy | grey [SEP] black [SEP] size [SEP] large [SEP] Warm Wool Socks for Men [SEP] Price: $12.99"), "{item}");
+}

@@ -13,6 +13,7 @@ pub mod sciworld;
 pub mod sciworld_bench;
 pub mod vault;
 pub mod webshop;
+pub mod webshop_bench;
 
 /// The book's chapter on writing an experiment, compiled and run as doctests so that its code
 /// stays correct.

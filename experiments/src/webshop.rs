@@ -1,8 +1,8 @@
 //! SFT vs RFT vs EEF on WebShop: the real data when `[environment] data_dir` names it, the
 //! `webshop-synth` catalog otherwise, with the heuristic shopper as expert.
 
-use eef_environments::webshop::{Shopper, ShopperConfig, WebShopConfig, WebShopEnv};
-use eef_runtime::policy::TabularPolicy;
+use eef_environments::webshop::{Shopper, ShopperConfig, WebShopConfig, WebShopEnv, SYSTEM_PROMPT};
+use eef_runtime::policy::{ChatConfig, ChatPolicy, Policy, TabularPolicy};
 use eef_runtime::reward::FinalReward;
 use eef_runtime::{Error, Experiment, ExperimentConfig};
 
@@ -19,6 +19,10 @@ pub struct Settings {
     /// `[environment.expert]`: the heuristic shopper's imperfections.
     #[serde(default)]
     pub expert: ShopperConfig,
+    /// `[environment.chat]`: use an OpenAI-compatible chat endpoint as the expert instead of the
+    /// heuristic shopper (key from the environment variable it names).
+    #[serde(default)]
+    pub chat: Option<ChatConfig>,
 }
 
 /// The tabular policy's state: the page without the instruction (which differs per goal).
@@ -43,9 +47,13 @@ pub fn experiment(config: ExperimentConfig) -> Result<Experiment, Error> {
               (the 1000 product pages are not available here). These are not WebShop numbers."
             .to_owned(),
     };
+    let expert: Box<dyn Policy> = match settings.chat {
+        Some(chat) => Box::new(ChatPolicy::new(chat, SYSTEM_PROMPT)),
+        None => Box::new(Shopper::new(settings.expert)),
+    };
     Ok(Experiment::new(config)
         .environment(factory)
-        .expert(Shopper::new(settings.expert))
+        .expert(expert)
         .policy(|| TabularPolicy::new(page_key).with_fallback("click[back to search]"))
         .reward(FinalReward)
         .note(note))

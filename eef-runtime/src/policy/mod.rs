@@ -6,12 +6,14 @@
 //! Sampling must depend only on the request (its `seed`), never on the batch it arrived in: that
 //! is what makes rollouts reproducible under any concurrency.
 
+pub mod chat;
 mod tabular;
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use chat::{ChatConfig, ChatPolicy};
 pub use tabular::{LastLineKey, StateKey, TabularPolicy};
 
 use crate::trajectory::Trajectory;
@@ -129,5 +131,30 @@ pub trait Policy: Send + Sync + 'static {
     /// Restores the checkpoint saved in `dir`.
     fn load(&mut self, _dir: &Path) -> Result<(), PolicyError> {
         Err(PolicyError::Unsupported("loading"))
+    }
+}
+
+impl Policy for Box<dyn Policy> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+    fn act_batch(&self, requests: &[ActRequest]) -> Vec<Result<Act, PolicyError>> {
+        (**self).act_batch(requests)
+    }
+    fn train(&mut self, data: &[Trajectory], config: &TrainConfig) -> Result<TrainReport, PolicyError> {
+        (**self).train(data, config)
+    }
+    fn train_preferences(
+        &mut self,
+        pairs: &[crate::selection::PreferencePair],
+        config: &TrainConfig,
+    ) -> Result<TrainReport, PolicyError> {
+        (**self).train_preferences(pairs, config)
+    }
+    fn save(&self, dir: &Path) -> Result<(), PolicyError> {
+        (**self).save(dir)
+    }
+    fn load(&mut self, dir: &Path) -> Result<(), PolicyError> {
+        (**self).load(dir)
     }
 }
