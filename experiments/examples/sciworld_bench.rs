@@ -8,14 +8,5 @@ fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
     let tasks = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
     let rounds = args.next().and_then(|a| a.parse().ok()).unwrap_or(2);
-    match eef_experiments::sciworld_bench::run(tasks, rounds) {
-        Ok(report) => {
-            println!("{report}");
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    eef_experiments::cli::print_report(eef_experiments::sciworld_bench::run(tasks, rounds))
 }

@@ -8,14 +8,5 @@ fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
     let goals = args.next().and_then(|a| a.parse().ok()).unwrap_or(200);
     let config = eef_environments::webshop::WebShopConfig { data_dir: args.next().map(Into::into), ..Default::default() };
-    match eef_experiments::webshop_bench::run(&config, goals) {
-        Ok(r) => {
-            println!("{r}");
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    eef_experiments::cli::print_report(eef_experiments::webshop_bench::run(&config, goals))
 }

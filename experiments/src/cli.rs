@@ -94,3 +94,18 @@ fn run(args: &Args, default_config: &str, build: impl FnOnce(ExperimentConfig) -
         experiment.run().await
     })
 }
+
+/// Prints a measurement report, or the error, and returns the exit code (for the benchmark
+/// examples).
+pub fn print_report(report: Result<String, Error>) -> std::process::ExitCode {
+    match report {
+        Ok(r) => {
+            println!("{r}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
