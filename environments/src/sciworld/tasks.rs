@@ -65,7 +65,8 @@ pub fn step_limit(simulator_name: &str) -> Option<usize> {
 
 /// Reads one of ETO's split files: a JSON list of `[task name, variation]`.
 pub fn read_split(path: &Path) -> Result<Vec<SciTask>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: {e} (ETO's split files live in shared/data/sciworld beside the repository; set EEF_SHARED or [environment] split_dir)", path.display()))?;
     let pairs: Vec<(String, usize)> = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(pairs.iter().map(|(n, v)| SciTask::new(n, *v)).collect())
 }

@@ -51,7 +51,9 @@ impl Catalog {
             Some(dir) => (load_original(dir)?, Source::Original(dir.clone())),
             None => {
                 let path = config.attributes_file.clone().unwrap_or_else(default_attributes_file);
-                let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    format!("{}: {e} (the webshop-synth catalog is built from shared/data/webshop beside the repository; set EEF_SHARED or [environment] attributes_file)", path.display())
+                })?;
                 let attrs: HashMap<String, Value> = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
                 (super::synth::build(&attrs, config.synth_seed), Source::Synth)
             }
