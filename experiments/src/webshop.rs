@@ -27,13 +27,24 @@ pub struct Settings {
 
 /// The tabular policy's state: the page without the instruction (which differs per goal).
 pub fn page_key(observation: &str) -> String {
-    observation
-        .split(" [SEP] ")
-        .enumerate()
-        .filter(|(i, p)| !(*i <= 2 && (p.starts_with("Instruction:") || *i == 1 || *i == 2 && observation.starts_with("WebShop"))))
-        .map(|(_, p)| p)
-        .collect::<Vec<_>>()
-        .join(" [SEP] ")
+    let parts: Vec<&str> = observation.split(" [SEP] ").collect();
+    // Start page: WebShop, Instruction:, <instruction>, Search. Other pages: Instruction:, <instruction>, ...
+    let instruction = match parts.first() {
+        Some(&"WebShop") => 1..3,
+        Some(&"Instruction:") => 0..2,
+        _ => 0..0,
+    };
+    parts.iter().enumerate().filter(|(i, _)| !instruction.contains(i)).map(|(_, p)| *p).collect::<Vec<_>>().join(" [SEP] ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn page_keys_drop_the_instruction() {
+        assert_eq!(super::page_key("WebShop [SEP] Instruction: [SEP] buy socks [SEP] Search"), "WebShop [SEP] Search");
+        assert_eq!(super::page_key("Instruction: [SEP] buy socks [SEP] Back to Search [SEP] < Prev"), "Back to Search [SEP] < Prev");
+        assert_eq!(super::page_key("Thank you for shopping with us!"), "Thank you for shopping with us!");
+    }
 }
 
 /// Builds the WebShop experiment. WebShop's reward is the final reward; a win is reward 1.

@@ -151,7 +151,7 @@ impl WebShopEnv {
                     "options".into(),
                     options,
                     "Your score (min 0.0, max 1.0)".into(),
-                    format!("{}", s.reward),
+                    super::data::py_float(s.reward),
                 ]);
             }
         }
