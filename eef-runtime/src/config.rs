@@ -210,6 +210,9 @@ pub struct ExperimentConfig {
     /// `[environment]`: free-form settings for the environment, read with
     /// [`ExperimentConfig::environment`].
     pub environment: toml::Table,
+    /// `[policy]`: free-form settings for the policy (e.g. the language model), read with
+    /// [`ExperimentConfig::policy`].
+    pub policy: toml::Table,
     /// The TOML source this was read from (for positioned errors in sections read later).
     #[serde(skip)]
     source: Option<(PathBuf, String)>,
@@ -227,6 +230,7 @@ impl Default for ExperimentConfig {
             eef: Eef::default(),
             methods: vec![MethodConfig::new("sft"), MethodConfig::new("rft"), MethodConfig::new("eef")],
             environment: toml::Table::new(),
+            policy: toml::Table::new(),
             source: None,
         }
     }
@@ -235,6 +239,11 @@ impl Default for ExperimentConfig {
 #[derive(Deserialize)]
 struct EnvironmentSection<T> {
     environment: Option<T>,
+}
+
+#[derive(Deserialize)]
+struct PolicySection<T> {
+    policy: Option<T>,
 }
 
 impl ExperimentConfig {
@@ -296,6 +305,18 @@ impl ExperimentConfig {
                 Ok(section.environment.unwrap_or_default())
             }
             None => T::deserialize(toml::Value::Table(self.environment.clone()))
+                .map_err(|e| ConfigError::invalid(Path::new("<config>"), e.to_string())),
+        }
+    }
+
+    /// Reads the `[policy]` section as `T` (all-default if absent), with positioned errors.
+    pub fn policy<T: DeserializeOwned + Default>(&self) -> Result<T, ConfigError> {
+        match &self.source {
+            Some((path, text)) => {
+                let section: PolicySection<T> = toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
+                Ok(section.policy.unwrap_or_default())
+            }
+            None => T::deserialize(toml::Value::Table(self.policy.clone()))
                 .map_err(|e| ConfigError::invalid(Path::new("<config>"), e.to_string())),
         }
     }

@@ -1,6 +1,7 @@
 //! SFT vs RFT vs EEF on the built-in Vault environment with the tabular policy.
 
 use eef_environments::vault::{ScriptedExpert, VaultConfig, VaultEnv, World};
+use eef_runtime::model::{CpuTrain, LmPolicy, LmSettings};
 use eef_runtime::policy::TabularPolicy;
 use eef_runtime::reward::FinalReward;
 use eef_runtime::{Error, Experiment, ExperimentConfig};
@@ -17,5 +18,21 @@ pub fn experiment(config: ExperimentConfig) -> Result<Experiment, Error> {
         .environment(VaultEnv::factory(&vault))
         .expert(expert)
         .policy(TabularPolicy::default)
+        .reward(FinalReward))
+}
+
+/// The configuration of the Vault experiment with the language-model policy.
+pub const LM_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/vault-lm.toml");
+
+/// The Vault experiment with the burn Llama policy (CPU backend), trained from scratch with a
+/// BPE tokenizer learned from the expert data; `[policy]` holds its settings.
+pub fn experiment_lm(config: ExperimentConfig) -> Result<Experiment, Error> {
+    let vault: VaultConfig = config.environment()?;
+    let settings: LmSettings = config.policy()?;
+    let expert = ScriptedExpert::new(&World::new(&vault));
+    Ok(Experiment::new(config)
+        .environment(VaultEnv::factory(&vault))
+        .expert(expert)
+        .policy(move || LmPolicy::<CpuTrain>::new(settings.clone(), Default::default()))
         .reward(FinalReward))
 }

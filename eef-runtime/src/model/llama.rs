@@ -1,0 +1,107 @@
+//! The decoder: embedding, blocks (RMSNorm -> attention -> residual, RMSNorm -> SwiGLU ->
+//! residual), final norm, output projection.
+
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+
+use super::attention::{Attention, KvCache};
+use super::config::LlamaConfig;
+
+/// The SwiGLU feed-forward layer: `down(silu(gate(x)) * up(x))`.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    /// Gate projection.
+    pub gate_proj: Linear<B>,
+    /// Up projection.
+    pub up_proj: Linear<B>,
+    /// Down projection.
+    pub down_proj: Linear<B>,
+}
+
+impl<B: Backend> Mlp<B> {
+    fn new(c: &LlamaConfig, device: &B::Device) -> Self {
+        let lin = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        Mlp {
+            gate_proj: lin(c.hidden_size, c.intermediate_size),
+            up_proj: lin(c.hidden_size, c.intermediate_size),
+            down_proj: lin(c.intermediate_size, c.hidden_size),
+        }
+    }
+
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.down_proj.forward(silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x))
+    }
+}
+
+/// One decoder block.
+#[derive(Module, Debug)]
+pub struct Block<B: Backend> {
+    /// Norm before attention.
+    pub input_layernorm: RmsNorm<B>,
+    /// Attention.
+    pub self_attn: Attention<B>,
+    /// Norm before the feed-forward layer.
+    pub post_attention_layernorm: RmsNorm<B>,
+    /// Feed-forward layer.
+    pub mlp: Mlp<B>,
+}
+
+/// A Llama-architecture causal language model.
+#[derive(Module, Debug)]
+pub struct Llama<B: Backend> {
+    /// Token embedding (`[vocab, hidden]`).
+    pub embed_tokens: Embedding<B>,
+    /// The blocks.
+    pub layers: Vec<Block<B>>,
+    /// Final norm.
+    pub norm: RmsNorm<B>,
+    /// Output projection (absent when tied to the embedding).
+    pub lm_head: Option<Linear<B>>,
+}
+
+impl<B: Backend> Llama<B> {
+    /// A randomly initialised model.
+    pub fn new(c: &LlamaConfig, device: &B::Device) -> Self {
+        let norm = || RmsNormConfig::new(c.hidden_size).with_epsilon(c.rms_norm_eps).init(device);
+        Llama {
+            embed_tokens: EmbeddingConfig::new(c.vocab_size, c.hidden_size).init(device),
+            layers: (0..c.num_hidden_layers)
+                .map(|_| Block { input_layernorm: norm(), self_attn: Attention::new(c, device), post_attention_layernorm: norm(), mlp: Mlp::new(c, device) })
+                .collect(),
+            norm: norm(),
+            lm_head: (!c.tie_word_embeddings).then(|| LinearConfig::new(c.hidden_size, c.vocab_size).with_bias(false).init(device)),
+        }
+    }
+
+    /// A fresh cache for this model.
+    pub fn new_cache(&self) -> Vec<KvCache<B>> {
+        self.layers.iter().map(|_| KvCache::default()).collect()
+    }
+
+    /// Logits `[batch, len, vocab]` for `tokens` `[batch, len]`, continuing from `cache` (which
+    /// is extended).
+    pub fn forward(&self, tokens: Tensor<B, 2, Int>, cache: &mut [KvCache<B>]) -> Tensor<B, 3> {
+        let mut h = self.embed_tokens.forward(tokens);
+        for (block, c) in self.layers.iter().zip(cache.iter_mut()) {
+            h = h.clone() + block.self_attn.forward(block.input_layernorm.forward(h), c);
+            h = h.clone() + block.mlp.forward(block.post_attention_layernorm.forward(h));
+        }
+        let h = self.norm.forward(h);
+        match &self.lm_head {
+            Some(head) => head.forward(h),
+            None => {
+                let [b, t, d] = h.dims();
+                let w = self.embed_tokens.weight.val();
+                let v = w.dims()[0];
+                h.reshape([b * t, d]).matmul(w.transpose()).reshape([b, t, v])
+            }
+        }
+    }
+
+    /// Logits for a whole sequence without a cache.
+    pub fn logits(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let mut cache = self.new_cache();
+        self.forward(tokens, &mut cache)
+    }
+}

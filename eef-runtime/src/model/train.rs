@@ -1,0 +1,161 @@
+//! Training: masked causal-LM loss, AdamW with gradient-norm clipping, linear warmup then cosine
+//! decay, gradient accumulation.
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+
+use super::llama::Llama;
+use super::loss::masked_lm_loss;
+
+/// Optimisation settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSettings {
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Linear warmup steps (optimizer steps).
+    pub warmup_steps: usize,
+    /// Total optimizer steps (the cosine reaches its floor there).
+    pub total_steps: usize,
+    /// The cosine floor, as a share of the peak.
+    pub min_lr_ratio: f64,
+    /// AdamW weight decay.
+    pub weight_decay: f32,
+    /// Gradient-norm clip.
+    pub grad_clip: f32,
+    /// Micro-batches per optimizer step.
+    pub accumulation: usize,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings { learning_rate: 3e-3, warmup_steps: 10, total_steps: 200, min_lr_ratio: 0.1, weight_decay: 0.01, grad_clip: 1.0, accumulation: 1 }
+    }
+}
+
+/// The learning rate at optimizer step `step`: linear warmup to the peak, then cosine decay to
+/// `min_lr_ratio` of it at `total_steps` (and flat after).
+pub fn learning_rate(s: &TrainSettings, step: usize) -> f64 {
+    if step < s.warmup_steps {
+        return s.learning_rate * (step + 1) as f64 / s.warmup_steps as f64;
+    }
+    let span = s.total_steps.saturating_sub(s.warmup_steps).max(1);
+    let progress = ((step - s.warmup_steps) as f64 / span as f64).min(1.0);
+    let floor = s.learning_rate * s.min_lr_ratio;
+    floor + (s.learning_rate - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+}
+
+/// A padded batch: inputs, next-token targets and the loss mask, all `[batch, len]`.
+#[derive(Clone, Debug)]
+pub struct Batch<B: Backend> {
+    /// Input tokens.
+    pub inputs: Tensor<B, 2, Int>,
+    /// Target tokens (inputs shifted by one).
+    pub targets: Tensor<B, 2, Int>,
+    /// 1 where the target carries loss.
+    pub mask: Tensor<B, 2>,
+}
+
+impl<B: Backend> Batch<B> {
+    /// Builds a right-padded batch from token sequences and, per token, whether predicting it
+    /// carries loss (the first token never does).
+    pub fn new(sequences: &[(Vec<u32>, Vec<bool>)], pad: u32, device: &B::Device) -> Self {
+        let len = sequences.iter().map(|(t, _)| t.len().saturating_sub(1)).max().unwrap_or(0).max(1);
+        let (mut inputs, mut targets, mut mask) = (Vec::new(), Vec::new(), Vec::new());
+        for (tokens, trainable) in sequences {
+            for i in 0..len {
+                let real = i + 1 < tokens.len();
+                inputs.push(if i < tokens.len() { tokens[i] as i64 } else { pad as i64 });
+                targets.push(if real { tokens[i + 1] as i64 } else { pad as i64 });
+                mask.push(if real && trainable.get(i + 1).copied().unwrap_or(false) { 1.0f32 } else { 0.0 });
+            }
+        }
+        let b = sequences.len();
+        Batch {
+            inputs: Tensor::from_data(TensorData::new(inputs, [b, len]), device),
+            targets: Tensor::from_data(TensorData::new(targets, [b, len]), device),
+            mask: Tensor::from_data(TensorData::new(mask, [b, len]), device),
+        }
+    }
+}
+
+/// A model with its optimizer state and schedule position.
+pub struct Trainer<B: AutodiffBackend> {
+    model: Option<Llama<B>>,
+    optim: OptimizerAdaptor<AdamW, Llama<B>, B>,
+    accum: GradientsAccumulator<Llama<B>>,
+    micro: usize,
+    /// Optimizer steps taken.
+    pub step: usize,
+    /// The settings.
+    pub settings: TrainSettings,
+}
+
+impl<B: AutodiffBackend> std::fmt::Debug for Trainer<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer").field("step", &self.step).field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl<B: AutodiffBackend> Trainer<B> {
+    /// Starts training `model`.
+    pub fn new(model: Llama<B>, settings: TrainSettings) -> Self {
+        let optim = AdamWConfig::new()
+            .with_weight_decay(settings.weight_decay)
+            .with_grad_clipping(Some(GradientClippingConfig::Norm(settings.grad_clip)))
+            .init::<B, Llama<B>>();
+        Trainer { model: Some(model), optim, accum: GradientsAccumulator::new(), micro: 0, step: 0, settings }
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &Llama<B> {
+        self.model.as_ref().expect("model present between steps")
+    }
+
+    /// Ends training and returns the model.
+    pub fn into_model(mut self) -> Llama<B> {
+        self.model.take().expect("model present between steps")
+    }
+
+    /// One micro-batch: forward, masked loss, backward; every `accumulation` micro-batches an
+    /// optimizer step at the scheduled learning rate. Returns the micro-batch's loss.
+    pub fn micro_step(&mut self, batch: Batch<B>) -> f32 {
+        let model = self.model.take().expect("model present between steps");
+        let logits = model.logits(batch.inputs);
+        let loss = masked_lm_loss(logits, batch.targets, batch.mask);
+        let value: f32 = loss.clone().into_scalar().elem();
+        let n = self.settings.accumulation.max(1);
+        let grads = GradientsParams::from_grads((loss / n as f64).backward(), &model);
+        self.accum.accumulate(&model, grads);
+        self.micro += 1;
+        let model = if self.micro % n == 0 {
+            let lr = learning_rate(&self.settings, self.step);
+            self.step += 1;
+            self.optim.step(lr, model, self.accum.grads())
+        } else {
+            model
+        };
+        self.model = Some(model);
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warmup_then_cosine() {
+        let s = TrainSettings { learning_rate: 1.0, warmup_steps: 4, total_steps: 14, min_lr_ratio: 0.1, ..TrainSettings::default() };
+        assert!((learning_rate(&s, 0) - 0.25).abs() < 1e-12);
+        assert!((learning_rate(&s, 3) - 1.0).abs() < 1e-12);
+        assert!((learning_rate(&s, 4) - 1.0).abs() < 1e-12);
+        assert!((learning_rate(&s, 9) - 0.55).abs() < 1e-12);
+        assert!((learning_rate(&s, 14) - 0.1).abs() < 1e-12);
+        assert!((learning_rate(&s, 100) - 0.1).abs() < 1e-12);
+    }
+}
