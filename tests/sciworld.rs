@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use eef_environments::sciworld::{gold_paths, GoldExpert, Install, SciWorldConfig, SciWorldEnv, TaskList};
+use eef_environments::sciworld::{gold_paths, GoldExpert, Install, SciWorldConfig, SciWorldEnv};
 use eef_runtime::environment::{EnvError, Environment, StepResult};
 use eef_runtime::reward::BestScore;
 use eef_runtime::rollout::{CancellationToken, EpisodeJob, RolloutConfig, Rollouts};

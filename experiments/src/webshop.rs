@@ -37,16 +37,6 @@ pub fn page_key(observation: &str) -> String {
     parts.iter().enumerate().filter(|(i, _)| !instruction.contains(i)).map(|(_, p)| *p).collect::<Vec<_>>().join(" [SEP] ")
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn page_keys_drop_the_instruction() {
-        assert_eq!(super::page_key("WebShop [SEP] Instruction: [SEP] buy socks [SEP] Search"), "WebShop [SEP] Search");
-        assert_eq!(super::page_key("Instruction: [SEP] buy socks [SEP] Back to Search [SEP] < Prev"), "Back to Search [SEP] < Prev");
-        assert_eq!(super::page_key("Thank you for shopping with us!"), "Thank you for shopping with us!");
-    }
-}
-
 /// Builds the WebShop experiment. WebShop's reward is the final reward; a win is reward 1.
 pub fn experiment(config: ExperimentConfig) -> Result<Experiment, Error> {
     let settings: Settings = config.environment()?;
@@ -68,4 +58,14 @@ pub fn experiment(config: ExperimentConfig) -> Result<Experiment, Error> {
         .policy(|| TabularPolicy::new(page_key).with_fallback("click[back to search]"))
         .reward(FinalReward)
         .note(note))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn page_keys_drop_the_instruction() {
+        assert_eq!(super::page_key("WebShop [SEP] Instruction: [SEP] buy socks [SEP] Search"), "WebShop [SEP] Search");
+        assert_eq!(super::page_key("Instruction: [SEP] buy socks [SEP] Back to Search [SEP] < Prev"), "Back to Search [SEP] < Prev");
+        assert_eq!(super::page_key("Thank you for shopping with us!"), "Thank you for shopping with us!");
+    }
 }

@@ -132,7 +132,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let grads = GradientsParams::from_grads((loss / n as f64).backward(), &model);
         self.accum.accumulate(&model, grads);
         self.micro += 1;
-        let model = if self.micro % n == 0 {
+        let model = if self.micro.is_multiple_of(n) {
             let lr = learning_rate(&self.settings, self.step);
             self.step += 1;
             self.optim.step(lr, model, self.accum.grads())

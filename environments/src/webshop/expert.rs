@@ -113,7 +113,7 @@ impl Shopper {
                 }
                 i += 3;
             }
-            items.sort_by(|a, b| b.0.cmp(&a.0));
+            items.sort_by_key(|item| std::cmp::Reverse(item.0));
             let pick = if wrong_item && items.len() > 1 { items.get(1) } else { items.first() };
             return match pick {
                 Some((_, asin)) => act(format!("click[{}]", asin.to_lowercase()), "This result matches the instruction best."),

@@ -76,15 +76,9 @@ pub fn token_set_ratio_raw(a: &str, b: &str) -> f64 {
 fn round_half_even(x: f64) -> i64 {
     let f = x.floor();
     let diff = x - f;
-    let r = if diff > 0.5 {
-        f + 1.0
-    } else if diff < 0.5 {
-        f
-    } else if (f as i64) % 2 == 0 {
-        f
-    } else {
-        f + 1.0
-    };
+    // Up above a half, and at exactly a half when the floor is odd (so the result is even).
+    let up = diff > 0.5 || (diff == 0.5 && (f as i64) % 2 != 0);
+    let r = if up { f + 1.0 } else { f };
     r as i64
 }
 
