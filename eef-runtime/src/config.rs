@@ -298,26 +298,23 @@ impl ExperimentConfig {
     /// Reads the `[environment]` section as `T` (all-default if the section is absent), with
     /// positioned errors.
     pub fn environment<T: DeserializeOwned + Default>(&self) -> Result<T, ConfigError> {
-        match &self.source {
-            Some((path, text)) => {
-                let section: EnvironmentSection<T> =
-                    toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
-                Ok(section.environment.unwrap_or_default())
-            }
-            None => T::deserialize(toml::Value::Table(self.environment.clone()))
-                .map_err(|e| ConfigError::invalid(Path::new("<config>"), e.to_string())),
-        }
+        self.section(&self.environment, |s: EnvironmentSection<T>| s.environment)
     }
 
     /// Reads the `[policy]` section as `T` (all-default if absent), with positioned errors.
     pub fn policy<T: DeserializeOwned + Default>(&self) -> Result<T, ConfigError> {
+        self.section(&self.policy, |s: PolicySection<T>| s.policy)
+    }
+
+    /// Reads a free-form section as `T`: from the TOML source when there is one (so errors carry
+    /// line and column), else from the parsed `table`.
+    fn section<W: DeserializeOwned, T: DeserializeOwned + Default>(&self, table: &toml::Table, pick: impl FnOnce(W) -> Option<T>) -> Result<T, ConfigError> {
         match &self.source {
             Some((path, text)) => {
-                let section: PolicySection<T> = toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
-                Ok(section.policy.unwrap_or_default())
+                let wrapper: W = toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
+                Ok(pick(wrapper).unwrap_or_default())
             }
-            None => T::deserialize(toml::Value::Table(self.policy.clone()))
-                .map_err(|e| ConfigError::invalid(Path::new("<config>"), e.to_string())),
+            None => T::deserialize(toml::Value::Table(table.clone())).map_err(|e| ConfigError::invalid(Path::new("<config>"), e.to_string())),
         }
     }
 

@@ -10,3 +10,10 @@
 pub mod sciworld;
 pub mod vault;
 pub mod webshop;
+
+/// The `shared/` folder with the benchmarks' data: `$EEF_SHARED`, else the folder beside the
+/// repository.
+pub fn shared_dir() -> std::path::PathBuf {
+    std::env::var_os("EEF_SHARED")
+        .map_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("shared"), std::path::PathBuf::from)
+}

@@ -20,7 +20,6 @@ pub fn run(config: &WebShopConfig, goals: usize) -> Result<String, Error> {
     let tasks: Vec<_> = env.tasks().into_iter().filter(|t| t.split == Split::Test).take(goals).collect();
 
     let (mut steps, mut step_secs, mut wins, mut total) = (0usize, 0.0f64, 0usize, 0.0f64);
-    let mut purchases = Vec::new();
     for task in &tasks {
         let mut obs = env.reset(task, 0)?;
         let mut history = Vec::new();
@@ -44,7 +43,6 @@ pub fn run(config: &WebShopConfig, goals: usize) -> Result<String, Error> {
             if s.done {
                 total += s.reward;
                 wins += usize::from(s.reward >= 1.0 - 1e-9);
-                purchases.push((task.index, history.iter().rev().find_map(|(_, a)| a.strip_prefix("click[").map(|x| x.trim_end_matches(']').to_owned()))));
                 break;
             }
         }

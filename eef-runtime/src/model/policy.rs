@@ -241,7 +241,7 @@ impl<B: AutodiffBackend> Policy for LmPolicy<B> {
         let bs = self.settings.batch_size.max(1);
         let epochs = config.epochs.max(1);
         let steps = epochs * seqs.len().div_ceil(bs) / self.settings.train.accumulation.max(1);
-        let settings = TrainSettings { total_steps: steps.max(1), learning_rate: self.settings.train.learning_rate, ..self.settings.train.clone() };
+        let settings = TrainSettings { total_steps: steps.max(1), ..self.settings.train.clone() };
         let model = std::mem::replace(&mut s.model, Llama::new(&s.config, &self.device));
         let mut trainer = Trainer::new(model, settings);
         let mut order: Vec<usize> = (0..seqs.len()).collect();

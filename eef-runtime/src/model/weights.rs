@@ -106,36 +106,41 @@ pub fn load_safetensors<B: Backend>(dir: &Path, device: &B::Device) -> Result<(L
 pub fn save_safetensors<B: Backend>(dir: &Path, config: &LlamaConfig, model: &Llama<B>) -> Result<(), WeightsError> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    let mut put = |name: String, t: Tensor<B, 2>| {
-        let shape = t.dims().to_vec();
-        let values: Vec<f32> = t.into_data().convert::<f32>().to_vec().unwrap_or_default();
-        tensors.push((name, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect()));
+    // Any rank: norms stay 1-D, as in Hugging Face's files; linear weights go back to [out, in].
+    let mut put = |name: String, dims: Vec<usize>, data: TensorData| {
+        let values: Vec<f32> = data.convert::<f32>().to_vec().unwrap_or_default();
+        tensors.push((name, dims, values.iter().flat_map(|v| v.to_le_bytes()).collect()));
     };
-    let vec1 = |t: Tensor<B, 1>| t.unsqueeze::<2>();
-    put("model.embed_tokens.weight".into(), model.embed_tokens.weight.val());
+    macro_rules! put {
+        ($name:expr, $t:expr) => {{
+            let t = $t;
+            put($name, t.dims().to_vec(), t.into_data())
+        }};
+    }
+    put!("model.embed_tokens.weight".into(), model.embed_tokens.weight.val());
     for (i, b) in model.layers.iter().enumerate() {
         let p = format!("model.layers.{i}");
-        put(format!("{p}.input_layernorm.weight"), vec1(b.input_layernorm.gamma.val()));
-        put(format!("{p}.post_attention_layernorm.weight"), vec1(b.post_attention_layernorm.gamma.val()));
+        put!(format!("{p}.input_layernorm.weight"), b.input_layernorm.gamma.val());
+        put!(format!("{p}.post_attention_layernorm.weight"), b.post_attention_layernorm.gamma.val());
         for (n, l) in [("q_proj", &b.self_attn.q_proj), ("k_proj", &b.self_attn.k_proj), ("v_proj", &b.self_attn.v_proj), ("o_proj", &b.self_attn.o_proj)] {
-            put(format!("{p}.self_attn.{n}.weight"), l.weight.val().transpose());
+            put!(format!("{p}.self_attn.{n}.weight"), l.weight.val().transpose());
         }
         for (n, l) in [("gate_proj", &b.mlp.gate_proj), ("up_proj", &b.mlp.up_proj), ("down_proj", &b.mlp.down_proj)] {
-            put(format!("{p}.mlp.{n}.weight"), l.weight.val().transpose());
+            put!(format!("{p}.mlp.{n}.weight"), l.weight.val().transpose());
         }
     }
-    put("model.norm.weight".into(), vec1(model.norm.gamma.val()));
+    put!("model.norm.weight".into(), model.norm.gamma.val());
     if let Some(head) = &model.lm_head {
-        put("lm_head.weight".into(), head.weight.val().transpose());
+        put!("lm_head.weight".into(), head.weight.val().transpose());
     }
-    // Norm weights are 1-D in Hugging Face's files.
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+    let views = tensors
         .iter()
         .map(|(n, shape, bytes)| {
-            let shape = if n.ends_with("layernorm.weight") || n == "model.norm.weight" { vec![shape[1]] } else { shape.clone() };
-            (n.clone(), safetensors::tensor::TensorView::new(Dtype::F32, shape, bytes).expect("consistent tensor"))
+            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| WeightsError::Tensor { name: n.clone(), message: e.to_string() })
         })
-        .collect();
+        .collect::<Result<Vec<_>, _>>()?;
     let path = dir.join("model.safetensors");
     let bytes = safetensors::serialize(views, Some(HashMap::from([("format".to_owned(), "pt".to_owned())]))).map_err(|e| io(&path, e))?;
     crate::jsonl::write_atomic(&path, &bytes).map_err(|e| io(&path, e))?;

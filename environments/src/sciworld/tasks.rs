@@ -74,10 +74,7 @@ pub fn read_split(path: &Path) -> Result<Vec<SciTask>, String> {
 /// Where ETO's split files are by default: `$EEF_SHARED/data/sciworld`, else the `shared/`
 /// folder beside the repository.
 pub fn default_split_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("EEF_SHARED") {
-        return PathBuf::from(d).join("data").join("sciworld");
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("shared").join("data").join("sciworld")
+    crate::shared_dir().join("data").join("sciworld")
 }
 
 #[cfg(test)]

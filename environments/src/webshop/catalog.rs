@@ -1,7 +1,7 @@
 //! A loaded catalog: products, prices, goals and the search index, shared by all instances.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -39,9 +39,7 @@ pub struct Catalog {
 /// The default attribute file: `$EEF_SHARED/data/webshop/items_ins_v2_1000.json`, else the
 /// `shared/` folder beside the repository.
 pub fn default_attributes_file() -> PathBuf {
-    let shared = std::env::var_os("EEF_SHARED")
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("shared"), PathBuf::from);
-    shared.join("data").join("webshop").join("items_ins_v2_1000.json")
+    crate::shared_dir().join("data").join("webshop").join("items_ins_v2_1000.json")
 }
 
 impl Catalog {
