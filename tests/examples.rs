@@ -29,17 +29,24 @@ fn a_malformed_config_names_file_line_and_column() {
 
 #[test]
 fn every_shipped_config_parses() {
+    use eef_runtime::model::LmSettings;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/configs");
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let config = eef_runtime::ExperimentConfig::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        let policy: LmSettings = config.policy().unwrap_or_else(|e| panic!("{e}"));
+        let compiled = policy.backend.compiled();
         if path.file_name().unwrap().to_str().unwrap().starts_with("webshop") {
             let s: eef_experiments::webshop::Settings = config.environment().unwrap();
             assert_eq!(s.env.max_steps, 10);
-            eef_experiments::webshop::experiment(config).unwrap();
+            match eef_experiments::webshop::experiment(config) {
+                Ok(_) => assert!(compiled),
+                // A GPU config in a CPU build says which feature to enable.
+                Err(e) => assert!(!compiled && e.to_string().contains(&format!("--features {}", policy.backend.feature())), "{e}"),
+            }
         }
         n += 1;
     }
-    assert!(n >= 4, "{n} configs");
+    assert!(n >= 5, "{n} configs");
 }

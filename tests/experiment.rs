@@ -169,6 +169,53 @@ fn a_killed_run_resumes_to_the_same_result_without_losing_trajectories() {
     assert_eq!(after, all_records(&whole.path().join("small")), "every file equals the uninterrupted run's");
 }
 
+/// The tabular policy, counting training calls.
+struct CountingTrains {
+    inner: TabularPolicy,
+    trains: Arc<AtomicUsize>,
+}
+
+impl Policy for CountingTrains {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn act_batch(&self, requests: &[ActRequest]) -> Vec<Result<Act, PolicyError>> {
+        self.inner.act_batch(requests)
+    }
+    fn train(&mut self, data: &[Trajectory], config: &TrainConfig) -> Result<TrainReport, PolicyError> {
+        self.trains.fetch_add(1, Ordering::SeqCst);
+        self.inner.train(data, config)
+    }
+    fn save(&self, dir: &Path) -> Result<(), PolicyError> {
+        self.inner.save(dir)
+    }
+    fn load(&mut self, dir: &Path) -> Result<(), PolicyError> {
+        self.inner.load(dir)
+    }
+}
+
+#[test]
+fn a_run_killed_after_training_reuses_the_trained_checkpoints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let expected = run(config(tmp.path())).unwrap();
+    // Kill after every training step but before the evaluations were recorded.
+    let root = tmp.path().join("small");
+    let mut removed = 0;
+    for dir in ["sft", "rft/iter-1", "rft/iter-2", "rft-x6/iter-1", "rft-x6/iter-2", "eef/iter-1", "eef/iter-2"] {
+        assert!(root.join(dir).join("checkpoint/trained.json").exists(), "{dir}: no trained.json");
+        std::fs::remove_file(root.join(dir).join("iteration.json")).unwrap();
+        removed += 1;
+    }
+    std::fs::remove_file(root.join("report.json")).unwrap();
+    let trains = Arc::new(AtomicUsize::new(0));
+    let counter = trains.clone();
+    let exp = eef_experiments::vault::experiment(config(tmp.path())).unwrap().policy(move || CountingTrains { inner: TabularPolicy::default(), trains: counter.clone() });
+    let resumed = runtime().block_on(exp.run()).unwrap();
+    assert_eq!(removed, 7);
+    assert_eq!(trains.load(Ordering::SeqCst), 0, "trained policies are loaded, not trained again");
+    assert_eq!(resumed.methods, expected.methods);
+}
+
 #[test]
 fn setup_mistakes_are_reported() {
     let tmp = tempfile::tempdir().unwrap();

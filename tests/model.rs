@@ -97,7 +97,7 @@ fn training_learns_the_trainable_tokens() {
     assert!(last < first * 0.2, "loss {first} -> {last}");
     let m = trainer.into_model();
     let logits = m.logits(Tensor::from_data(TensorData::new(vec![10i64, 11, 7], [1, 3]), &device));
-    let next: Vec<i64> = logits.narrow(1, 2, 1).argmax(2).into_data().to_vec().unwrap();
+    let next: Vec<i64> = logits.narrow(1, 2, 1).argmax(2).into_data().convert::<i64>().to_vec().unwrap();
     assert_eq!(next, vec![42]);
 }
 
@@ -158,4 +158,250 @@ fn the_lm_policy_trains_acts_and_reloads() {
     assert!(q.act_batch(&[req("a blue door", None)]).remove(0).is_err(), "no weights yet");
     q.load(dir.path()).unwrap();
     assert_eq!(q.act_batch(&[req("a blue door", valid)]).remove(0).unwrap().action, "pull[blue]");
+}
+
+#[test]
+fn left_padded_rows_match_unpadded_and_do_not_depend_on_the_batch() {
+    let m = Llama::<Cpu>::new(&small(false), &Default::default());
+    let device = Default::default();
+    let seqs: [&[i64]; 3] = [&[3, 17, 5, 9, 60, 2, 44], &[8, 31, 12], &[1, 2, 3, 4, 5]];
+    let len = 8;
+    let padded = |rows: &[&[i64]]| -> (Tensor<Cpu, 2, Int>, Vec<usize>) {
+        let pads: Vec<usize> = rows.iter().map(|r| len - r.len()).collect();
+        let ids: Vec<i64> = rows.iter().flat_map(|r| std::iter::repeat_n(0, len - r.len()).chain(r.iter().copied())).collect();
+        (Tensor::from_data(TensorData::new(ids, [rows.len(), len]), &device), pads)
+    };
+    let last = |t: Tensor<Cpu, 3>, row: usize| values(t.narrow(0, row, 1).narrow(1, len - 1, 1));
+    let (ids, pads) = padded(&seqs);
+    let mut cache = m.new_cache();
+    let batch = m.forward_padded(ids, &mut cache, &pads);
+    // One decoding step continues every row from the padded cache.
+    let step_ids = Tensor::<Cpu, 2, Int>::from_data(TensorData::new(vec![7i64, 7, 7], [3, 1]), &device);
+    let step = values(m.forward_padded(step_ids, &mut cache, &pads));
+    let vocab = 64;
+    for (r, seq) in seqs.iter().enumerate() {
+        // Same as the row alone with the same padding: bit for bit.
+        let (ids, pads) = padded(&[seq]);
+        let alone = m.forward_padded(ids, &mut m.new_cache(), &pads);
+        assert_eq!(last(batch.clone(), r), last(alone, 0), "row {r} depends on its batch");
+        // Same as the unpadded sequence, up to rounding.
+        let plain = values(m.logits(tokens(seq)));
+        assert!(close(&last(batch.clone(), r), &plain[plain.len() - vocab..], 1e-4), "row {r}: padding changes the logits");
+        let mut longer = seq.to_vec();
+        longer.push(7);
+        let plain = values(m.logits(tokens(&longer)));
+        assert!(close(&step[r * vocab..(r + 1) * vocab], &plain[plain.len() - vocab..], 1e-4), "row {r}: cached step after padding");
+    }
+}
+
+#[test]
+fn batched_actions_equal_actions_taken_alone() {
+    use eef_runtime::model::{LmPolicy, LmSettings};
+    use eef_runtime::policy::{ActRequest, Policy, TrainConfig};
+    use eef_runtime::{Actor, Source, StartState, Termination, Trajectory, Turn};
+    let turn = |o: String, a: String| Turn { observation: o, thought: None, action: a, actor: Actor::Expert, reward: 0.0, trainable: true };
+    let data: Vec<Trajectory> = (0..8)
+        .map(|k| Trajectory {
+            id: format!("t{k}"),
+            task_id: format!("task-{k}").into(),
+            instruction: format!("press button {k}"),
+            source: Source::Expert,
+            start: StartState::TaskStart,
+            sample: 0,
+            seed: 0,
+            turns: vec![turn(format!("panel with {} buttons", k + 2), format!("press[{k}]")), turn("a light".into(), "wait".into())],
+            final_observation: String::new(),
+            termination: Termination::Done,
+            reward: 1.0,
+            success: true,
+        })
+        .collect();
+    let settings = LmSettings { model: small(false), vocab_size: 200, pad_to: 8, ..LmSettings::default() };
+    let mut p = LmPolicy::<CpuTrain>::new(settings, Default::default());
+    p.train(&data, &TrainConfig { epochs: 3, ..TrainConfig::default() }).unwrap();
+    let requests: Vec<ActRequest> = (0..12u64)
+        .map(|i| ActRequest {
+            seed: 100 + i,
+            task: format!("task-{}", i % 8).into(),
+            instruction: format!("press button {}", i % 8),
+            history: (0..i % 3).map(|h| (format!("panel {h}"), format!("press[{h}]"))).collect(),
+            observation: "panel with many buttons".into(),
+            valid_actions: (i % 2 == 0).then(|| (0..5).map(|b| format!("press[{b}]")).chain(["wait".to_string()]).collect()),
+            temperature: 1.0,
+        })
+        .collect();
+    let together: Vec<String> = p.act_batch(&requests).into_iter().map(|a| a.unwrap().action).collect();
+    let alone: Vec<String> = requests.iter().map(|r| p.act_batch(std::slice::from_ref(r)).remove(0).unwrap().action).collect();
+    let reversed: Vec<String> = {
+        let mut r = requests.clone();
+        r.reverse();
+        let mut out: Vec<String> = p.act_batch(&r).into_iter().map(|a| a.unwrap().action).collect();
+        out.reverse();
+        out
+    };
+    assert_eq!(together, alone);
+    assert_eq!(together, reversed);
+    for (r, a) in requests.iter().zip(&together) {
+        if let Some(valid) = &r.valid_actions {
+            assert!(valid.contains(a), "{a} is not among the valid actions");
+        }
+    }
+}
+
+/// The training run of `killed_training_resumes_to_the_same_weights`: 32 short trajectories,
+/// batch 2, 20 epochs (320 optimizer steps), a checkpoint after every step when `ckpt` is given.
+fn resumable_run(ckpt: Option<&std::path::Path>) -> eef_runtime::model::LmPolicy<CpuTrain> {
+    use eef_runtime::model::{LmPolicy, LmSettings};
+    use eef_runtime::policy::{Policy, TrainConfig};
+    use eef_runtime::{Actor, Source, StartState, Termination, Trajectory, Turn};
+    let turn = |o: String, a: String| Turn { observation: o, thought: None, action: a, actor: Actor::Expert, reward: 0.0, trainable: true };
+    let data: Vec<Trajectory> = (0..32)
+        .map(|k| Trajectory {
+            id: format!("t{k}"),
+            task_id: format!("task-{k}").into(),
+            instruction: format!("open vault {k} of {}", k * 7 % 11),
+            source: Source::Expert,
+            start: StartState::TaskStart,
+            sample: 0,
+            seed: 0,
+            turns: vec![turn(format!("a hall with {} doors", k % 5), format!("go[{}]", k % 5)), turn("a lever".into(), format!("pull[{}]", k % 3))],
+            final_observation: String::new(),
+            termination: Termination::Done,
+            reward: 1.0,
+            success: true,
+        })
+        .collect();
+    let mut settings = LmSettings { model: small(false), vocab_size: 300, batch_size: 2, ..LmSettings::default() };
+    settings.train.checkpoint_every = 1;
+    settings.train.accumulation = 2;
+    let mut p = LmPolicy::<CpuTrain>::new(settings, Default::default());
+    let cfg = TrainConfig { epochs: 20, seed: 11, checkpoint_dir: ckpt.map(|d| d.to_path_buf()), ..TrainConfig::default() };
+    p.train(&data, &cfg).unwrap();
+    p
+}
+
+#[test]
+fn killed_training_resumes_to_the_same_weights() {
+    use eef_runtime::policy::Policy;
+    // In the child process: train with checkpoints until killed.
+    if let Ok(dir) = std::env::var("EEF_TRAIN_CHILD") {
+        resumable_run(Some(std::path::Path::new(&dir)));
+        return;
+    }
+    let weights = |p: &dyn Policy| {
+        let dir = tempfile::tempdir().unwrap();
+        p.save(dir.path()).unwrap();
+        std::fs::read(dir.path().join("model.safetensors")).unwrap()
+    };
+    let uninterrupted = weights(&resumable_run(None));
+
+    // A child process trains with a checkpoint after every optimizer step; it is killed (SIGKILL)
+    // once a few steps are saved.
+    let ckpt = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["killed_training_resumes_to_the_same_weights", "--exact", "--test-threads", "1"])
+        .env("EEF_TRAIN_CHILD", ckpt.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let progress = ckpt.path().join("progress.json");
+    let step = || -> usize {
+        std::fs::read_to_string(&progress).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).and_then(|v| v["step"].as_u64()).unwrap_or(0) as usize
+    };
+    let started = std::time::Instant::now();
+    while step() < 5 {
+        assert!(child.try_wait().unwrap().is_none(), "the child finished before it could be killed");
+        assert!(started.elapsed().as_secs() < 300, "no checkpoint appeared");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed_at = step();
+    assert!((5..160).contains(&killed_at), "killed mid-run (step {killed_at} of 160)");
+
+    // A fresh policy given the same data and folder resumes and ends with the same weights.
+    let resumed = weights(&resumable_run(Some(ckpt.path())));
+    assert!(!progress.exists(), "the spent training state is removed");
+    assert!(resumed == uninterrupted, "resumed from step {killed_at}, the weights differ from an uninterrupted run");
+}
+
+#[test]
+fn lora_trains_only_the_adapters_and_merges_into_the_same_function() {
+    use eef_runtime::model::LoraSettings;
+    let device = Default::default();
+    let c = small(false);
+    let base = Llama::<CpuTrain>::seeded(&c, 3, &device);
+    let all = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"].map(String::from).to_vec();
+    let s = LoraSettings { rank: 4, alpha: 8.0, targets: all };
+    let adapted = base.clone().with_lora(&s, 5);
+    let seq = Tensor::<CpuTrain, 2, Int>::from_data(TensorData::new(vec![10i64, 11, 7, 42], [1, 4]), &device);
+    let logits = |m: &Llama<CpuTrain>| m.logits(seq.clone()).into_data().to_vec::<f32>().unwrap();
+    assert!(close(&logits(&base), &logits(&adapted), 1e-6), "fresh adapters (B = 0) change nothing");
+    let (h, i, kv) = (c.hidden_size, c.intermediate_size, c.kv_heads() * c.head_dim());
+    // rank x (in + out) per adapted projection: q, o; k, v; gate, up, down.
+    let per_layer = s.rank * (2 * (h + h) + 2 * (h + kv) + 3 * (h + i));
+    assert_eq!(adapted.trainable_parameters(), c.num_hidden_layers * per_layer, "only A and B train");
+
+    let settings = TrainSettings { learning_rate: 1e-2, warmup_steps: 2, total_steps: 30, ..TrainSettings::default() };
+    let mut trainer = Trainer::new(adapted, settings);
+    let data: Vec<(Vec<u32>, Vec<bool>)> = (0..4).map(|k| (vec![10 + k, 11 + k, 7, 42], vec![false, false, false, true])).collect();
+    let first = trainer.micro_step(Batch::new(&data, 0, &device));
+    let mut last = first;
+    for _ in 0..29 {
+        last = trainer.micro_step(Batch::new(&data, 0, &device));
+    }
+    // The frozen output head of a random model caps how far the loss can fall (logits stay
+    // small); what matters is that it falls with only the adapters training.
+    assert!(last < first - 0.3, "the adapters learn: loss {first} -> {last}");
+    let trained = trainer.into_model();
+    let w = |m: &Llama<CpuTrain>| m.layers[0].self_attn.q_proj.base.weight.val().into_data().to_vec::<f32>().unwrap();
+    assert_eq!(w(&trained), w(&base), "the base weights are frozen");
+    let merged = trained.clone().merge_lora();
+    assert!(merged.layers.iter().all(|b| b.self_attn.q_proj.lora.is_none() && b.mlp.down_proj.lora.is_none()));
+    assert!(close(&logits(&merged), &logits(&trained), 1e-4), "merging keeps the function");
+    assert_eq!(merged.trainable_parameters(), c.parameter_count(), "after merging every weight trains again");
+}
+
+#[test]
+fn a_pretrained_checkpoint_starts_a_policy_even_when_its_tokenizer_lacks_the_template_tokens() {
+    use eef_runtime::model::{LmPolicy, LmSettings, Tok};
+    use eef_runtime::policy::{ActRequest, Policy};
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/tiny-llama");
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture.join(f), dir.path().join(f)).unwrap();
+    }
+    // A tokenizer as large as the model's vocabulary: the template's five tokens do not fit.
+    let (config, _) = load_safetensors::<Cpu>(&fixture, &Default::default()).unwrap();
+    let corpus: Vec<String> = (0..200).map(|i| format!("open door {i} then press the {} button", i % 7)).collect();
+    let tok = Tok::train_bpe(&corpus, config.vocab_size).unwrap();
+    assert!(tok.vocab_size() > config.vocab_size - 5, "{} tokens", tok.vocab_size());
+    tok.save(&dir.path().join("tokenizer.json")).unwrap();
+
+    let settings = LmSettings { init: Some(dir.path().to_owned()), ..LmSettings::default() };
+    let mut p = LmPolicy::<CpuTrain>::new(settings, Default::default());
+    p.load(dir.path()).unwrap();
+    let req = ActRequest {
+        seed: 1,
+        task: "t".into(),
+        instruction: "open door 3".into(),
+        history: vec![],
+        observation: "a hall".into(),
+        valid_actions: Some(vec!["open[3]".into(), "press[red]".into()]),
+        temperature: 0.0,
+    };
+    let act = p.act_batch(&[req]).remove(0).unwrap().action;
+    assert!(act == "open[3]" || act == "press[red]", "{act}");
+    // Saved back with the grown vocabulary, in the same layout.
+    let out = tempfile::tempdir().unwrap();
+    p.save(out.path()).unwrap();
+    let (saved, model) = load_safetensors::<Cpu>(out.path(), &Default::default()).unwrap();
+    assert_eq!(saved.vocab_size, Tok::from_file(&out.path().join("tokenizer.json")).unwrap().vocab_size());
+    assert!(saved.vocab_size > config.vocab_size);
+    // Old rows are kept; new rows start at the mean of the old ones.
+    let (_, original) = load_safetensors::<Cpu>(&fixture, &Default::default()).unwrap();
+    let rows = |m: &Llama<Cpu>, from: usize, n: usize| m.embed_tokens.weight.val().narrow(0, from, n).into_data().to_vec::<f32>().unwrap();
+    assert_eq!(rows(&model, 0, config.vocab_size), rows(&original, 0, config.vocab_size));
+    let mean: Vec<f32> = original.embed_tokens.weight.val().mean_dim(0).into_data().to_vec().unwrap();
+    assert!(close(&rows(&model, config.vocab_size, 1), &mean, 1e-6));
 }

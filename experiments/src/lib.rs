@@ -4,11 +4,14 @@
 //! ```text
 //! cargo run --example vault_eef        # SFT -> RFT -> EEF on the built-in Vault environment
 //! cargo run --example sciworld_eef     # ScienceWorld (real simulator; scripts/setup-scienceworld.sh first)
-//! cargo run --example webshop_eef      # WebShop (currently falls back to Vault: see its output)
+//! cargo run --example webshop_eef      # WebShop (webshop-synth catalog by default, or the original data)
+//! cargo run --example lm_bench         # speed of the burn Llama vs PyTorch
 //! ```
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod lm;
+pub mod lm_bench;
 pub mod sciworld;
 pub mod sciworld_bench;
 pub mod vault;

@@ -1,7 +1,6 @@
 //! SFT vs RFT vs EEF on ScienceWorld (the real simulator) with the offline gold expert.
 
 use eef_environments::sciworld::{gold_paths, GoldExpert, Install, SciWorldConfig, SciWorldEnv};
-use eef_runtime::policy::TabularPolicy;
 use eef_runtime::reward::BestScore;
 use eef_runtime::{Error, Experiment, ExperimentConfig};
 
@@ -12,8 +11,8 @@ pub const DEFAULT_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/s
 pub const REWARD: BestScore = BestScore { scale: 100.0, threshold: 1.0 };
 
 /// Builds the SciWorld experiment: the simulator from `[environment]`, the gold expert with
-/// seeded corruption (gold sequences computed once and cached next to the jar), and the tabular
-/// policy keyed by the whole observation (until the burn transformer lands).
+/// seeded corruption (gold sequences computed once and cached next to the jar), and the burn
+/// Llama policy from `[policy]`.
 pub fn experiment(config: ExperimentConfig) -> Result<Experiment, Error> {
     let sw: SciWorldConfig = config.environment()?;
     let probe = SciWorldEnv::new(&sw)?;
@@ -23,9 +22,10 @@ pub fn experiment(config: ExperimentConfig) -> Result<Experiment, Error> {
     eprintln!("ScienceWorld: gold action sequences for {} tasks (cached after the first run)...", tasks.len());
     let gold = gold_paths(&install, &sw.simplifications, &tasks).map_err(Error::Setup)?;
     let expert = GoldExpert::new(&gold, &sw.expert);
+    let policy = crate::lm::policy_factory(&config)?;
     Ok(Experiment::new(config)
         .environment(SciWorldEnv::factory(&sw)?)
         .expert(expert)
-        .policy(|| TabularPolicy::new(|o: &str| o.to_owned()).with_fallback("look around"))
+        .policy(policy)
         .reward(REWARD))
 }

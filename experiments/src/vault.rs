@@ -1,7 +1,7 @@
-//! SFT vs RFT vs EEF on the built-in Vault environment with the tabular policy.
+//! SFT vs RFT vs EEF on the built-in Vault environment, with the tabular policy (`vault_eef`,
+//! seconds) or the burn Llama (`vault_lm`).
 
 use eef_environments::vault::{ScriptedExpert, VaultConfig, VaultEnv, World};
-use eef_runtime::model::{CpuTrain, LmPolicy, LmSettings};
 use eef_runtime::policy::TabularPolicy;
 use eef_runtime::reward::FinalReward;
 use eef_runtime::{Error, Experiment, ExperimentConfig};
@@ -10,7 +10,8 @@ use eef_runtime::{Error, Experiment, ExperimentConfig};
 pub const DEFAULT_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/vault.toml");
 
 /// Builds the Vault experiment: the environment from `[environment]`, the scripted expert, the
-/// tabular policy (until the burn transformer lands) and the final reward (success = 1).
+/// tabular policy (count-based, exact about the loss mask, so selection effects show in seconds)
+/// and the final reward (success = 1).
 pub fn experiment(config: ExperimentConfig) -> Result<Experiment, Error> {
     let vault: VaultConfig = config.environment()?;
     let expert = ScriptedExpert::new(&World::new(&vault));
@@ -24,15 +25,15 @@ pub fn experiment(config: ExperimentConfig) -> Result<Experiment, Error> {
 /// The configuration of the Vault experiment with the language-model policy.
 pub const LM_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/vault-lm.toml");
 
-/// The Vault experiment with the burn Llama policy (CPU backend), trained from scratch with a
+/// The Vault experiment with the burn Llama policy (`[policy] backend`, CPU by default), trained from scratch with a
 /// BPE tokenizer learned from the expert data; `[policy]` holds its settings.
 pub fn experiment_lm(config: ExperimentConfig) -> Result<Experiment, Error> {
     let vault: VaultConfig = config.environment()?;
-    let settings: LmSettings = config.policy()?;
+    let policy = crate::lm::policy_factory(&config)?;
     let expert = ScriptedExpert::new(&World::new(&vault));
     Ok(Experiment::new(config)
         .environment(VaultEnv::factory(&vault))
         .expert(expert)
-        .policy(move || LmPolicy::<CpuTrain>::new(settings.clone(), Default::default()))
+        .policy(policy)
         .reward(FinalReward))
 }

@@ -1,8 +1,9 @@
 //! SFT vs RFT vs EEF on WebShop: the real data when `[environment] data_dir` names it, the
-//! `webshop-synth` catalog otherwise, with the heuristic shopper as expert.
+//! `webshop-synth` catalog otherwise, with the heuristic shopper (or a chat model) as expert and
+//! the burn Llama as the policy being tuned.
 
 use eef_environments::webshop::{Shopper, ShopperConfig, WebShopConfig, WebShopEnv, SYSTEM_PROMPT};
-use eef_runtime::policy::{ChatConfig, ChatPolicy, Policy, TabularPolicy};
+use eef_runtime::policy::{ChatConfig, ChatPolicy, Policy};
 use eef_runtime::reward::FinalReward;
 use eef_runtime::{Error, Experiment, ExperimentConfig};
 
@@ -25,22 +26,12 @@ pub struct Settings {
     pub chat: Option<ChatConfig>,
 }
 
-/// The tabular policy's state: the page without the instruction (which differs per goal).
-pub fn page_key(observation: &str) -> String {
-    let parts: Vec<&str> = observation.split(" [SEP] ").collect();
-    // Start page: WebShop, Instruction:, <instruction>, Search. Other pages: Instruction:, <instruction>, ...
-    let instruction = match parts.first() {
-        Some(&"WebShop") => 1..3,
-        Some(&"Instruction:") => 0..2,
-        _ => 0..0,
-    };
-    parts.iter().enumerate().filter(|(i, _)| !instruction.contains(i)).map(|(_, p)| *p).collect::<Vec<_>>().join(" [SEP] ")
-}
-
-/// Builds the WebShop experiment. WebShop's reward is the final reward; a win is reward 1.
+/// Builds the WebShop experiment: the environment, the expert (heuristic shopper or a chat
+/// model), the burn Llama policy from `[policy]`, and WebShop's final reward (a win is reward 1).
 pub fn experiment(config: ExperimentConfig) -> Result<Experiment, Error> {
     let settings: Settings = config.environment()?;
     let factory = WebShopEnv::factory(&settings.env)?;
+    let policy = crate::lm::policy_factory(&config)?;
     let label = if settings.env.data_dir.is_some() { "webshop" } else { "webshop-synth" };
     let note = match label {
         "webshop" => "WebShop, original data.".to_owned(),
@@ -55,17 +46,7 @@ pub fn experiment(config: ExperimentConfig) -> Result<Experiment, Error> {
     Ok(Experiment::new(config)
         .environment(factory)
         .expert(expert)
-        .policy(|| TabularPolicy::new(page_key).with_fallback("click[back to search]"))
+        .policy(policy)
         .reward(FinalReward)
         .note(note))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn page_keys_drop_the_instruction() {
-        assert_eq!(super::page_key("WebShop [SEP] Instruction: [SEP] buy socks [SEP] Search"), "WebShop [SEP] Search");
-        assert_eq!(super::page_key("Instruction: [SEP] buy socks [SEP] Back to Search [SEP] < Prev"), "Back to Search [SEP] < Prev");
-        assert_eq!(super::page_key("Thank you for shopping with us!"), "Thank you for shopping with us!");
-    }
 }

@@ -28,6 +28,8 @@ pub mod report;
 pub mod run_dir;
 mod shared_policy;
 
+use crate::policy::TrainReport;
+use crate::selection::PreferencePair;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -353,12 +355,8 @@ impl Runner<'_> {
         if data.is_empty() {
             tracing::warn!("the expert succeeded on no training task: SFT has no data");
         }
-        let policy = SharedPolicy::new((self.make_policy)());
-        let cfg = TrainConfig { seed: self.seed("train/sft"), ..self.config.train.clone() };
-        let trained = policy.with_mut(|p| p.train(&data, &cfg))?;
-        let ckpt = dir.join("checkpoint");
-        std::fs::create_dir_all(&ckpt).map_err(|e| Error::io(&ckpt, e))?;
-        policy.with(|p| p.save(&ckpt))?;
+        let cfg = TrainConfig { seed: self.seed("train/sft"), checkpoint_dir: Some(dir.join("train-state")), ..self.config.train.clone() };
+        let (policy, trained) = self.train_once(&dir, None, &data, &[], &cfg)?;
         let policy: Arc<dyn Policy> = Arc::new(policy);
         let eval = self.evaluate("SFT", 0, policy, &dir.join("eval.jsonl")).await?;
         let row = IterationReport {
@@ -372,6 +370,26 @@ impl Runner<'_> {
         };
         write_json(&dir.join("iteration.json"), &row)?;
         Ok(row)
+    }
+
+    /// Trains a policy (from `start_from`, or fresh) on `data` (and preference `pairs`) and saves
+    /// it to `dir/checkpoint` with the report in `dir/checkpoint/trained.json`. When that report
+    /// exists (a run killed after training), the saved policy is loaded instead of retrained; a
+    /// run killed during training resumes from `cfg.checkpoint_dir`.
+    fn train_once(&self, dir: &Path, start_from: Option<&Path>, data: &[Trajectory], pairs: &[PreferencePair], cfg: &TrainConfig) -> Result<(SharedPolicy, TrainReport), Error> {
+        let ckpt = dir.join("checkpoint");
+        if let Some(report) = read_json::<TrainReport>(&ckpt.join("trained.json"))? {
+            return Ok((self.load_policy(Some(&ckpt))?, report));
+        }
+        let policy = self.load_policy(start_from)?;
+        let trained = policy.with_mut(|p| p.train(data, cfg))?;
+        if !pairs.is_empty() {
+            policy.with_mut(|p| p.train_preferences(pairs, cfg))?;
+        }
+        std::fs::create_dir_all(&ckpt).map_err(|e| Error::io(&ckpt, e))?;
+        policy.with(|p| p.save(&ckpt))?;
+        write_json(&ckpt.join("trained.json"), &trained)?;
+        Ok((policy, trained))
     }
 
     fn load_policy(&self, checkpoint: Option<&Path>) -> Result<SharedPolicy, Error> {
@@ -474,16 +492,14 @@ impl Runner<'_> {
                 TrainFrom::Sft => Some(sft_ckpt.as_path()),
                 TrainFrom::Previous => Some(checkpoint.as_path()),
             };
-            let policy = self.load_policy(start_from)?;
-            let cfg = TrainConfig { seed: self.seed(&format!("train/{label}/{k}")), ..self.config.train.clone() };
+            let cfg = TrainConfig {
+                seed: self.seed(&format!("train/{label}/{k}")),
+                checkpoint_dir: Some(dir.join("train-state")),
+                ..self.config.train.clone()
+            };
             let data: Vec<Trajectory> = examples.iter().map(|e| e.trajectory.clone()).collect();
-            let trained = policy.with_mut(|p| p.train(&data, &cfg))?;
-            if !pairs.is_empty() {
-                policy.with_mut(|p| p.train_preferences(&pairs, &cfg))?;
-            }
+            let (policy, trained) = self.train_once(&dir, start_from, &data, &pairs, &cfg)?;
             checkpoint = dir.join("checkpoint");
-            std::fs::create_dir_all(&checkpoint).map_err(|e| Error::io(&checkpoint, e))?;
-            policy.with(|p| p.save(&checkpoint))?;
 
             let eval = self.evaluate(&label, k, Arc::new(policy), &dir.join("eval.jsonl")).await?;
             let row = IterationReport {

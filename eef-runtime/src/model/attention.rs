@@ -1,10 +1,12 @@
 //! Grouped-query self-attention with a key-value cache.
 
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::LinearConfig;
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 
 use super::config::LlamaConfig;
+use super::lora::Proj;
 use super::rope::{apply_rope, rope_tables};
 
 /// Keys and values of earlier positions, per block: `[batch, kv_heads, len, head_dim]`.
@@ -38,13 +40,13 @@ impl<B: Backend> KvCache<B> {
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
     /// Query projection.
-    pub q_proj: Linear<B>,
+    pub q_proj: Proj<B>,
     /// Key projection.
-    pub k_proj: Linear<B>,
+    pub k_proj: Proj<B>,
     /// Value projection.
-    pub v_proj: Linear<B>,
+    pub v_proj: Proj<B>,
     /// Output projection.
-    pub o_proj: Linear<B>,
+    pub o_proj: Proj<B>,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -55,7 +57,7 @@ impl<B: Backend> Attention<B> {
     /// A randomly initialised layer.
     pub fn new(c: &LlamaConfig, device: &B::Device) -> Self {
         let hd = c.head_dim();
-        let lin = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        let lin = |i, o| Proj::new(LinearConfig::new(i, o).with_bias(false).init(device));
         Attention {
             q_proj: lin(c.hidden_size, c.num_attention_heads * hd),
             k_proj: lin(c.hidden_size, c.kv_heads() * hd),
@@ -70,16 +72,23 @@ impl<B: Backend> Attention<B> {
 
     /// Attends `x` (`[batch, len, hidden]`) causally to the cache and itself; updates the cache.
     pub fn forward(&self, x: Tensor<B, 3>, cache: &mut KvCache<B>) -> Tensor<B, 3> {
+        self.forward_padded(x, cache, &[])
+    }
+
+    /// [`Attention::forward`] for left-padded sequences: row `r` starts with `pads[r]` padding
+    /// tokens, which no query attends to and which do not count as positions (empty `pads`: no
+    /// padding). The padding stays in the cache, so later calls pass the same `pads`.
+    pub fn forward_padded(&self, x: Tensor<B, 3>, cache: &mut KvCache<B>, pads: &[usize]) -> Tensor<B, 3> {
         let [b, t, _] = x.dims();
         let device = x.device();
         let start = cache.len();
+        let padded = pads.iter().any(|&p| p > 0);
         let split = |y: Tensor<B, 3>, heads: usize| y.reshape([b, t, heads, self.head_dim]).swap_dims(1, 2);
-        let q = split(self.q_proj.forward(x.clone()), self.heads);
-        let k = split(self.k_proj.forward(x.clone()), self.kv_heads);
+        let starts: Vec<i64> = if padded { pads.iter().map(|&p| start as i64 - p as i64).collect() } else { vec![start as i64] };
+        let (cos, sin) = rope_tables::<B>(&starts, t, self.head_dim, self.theta, &device);
+        let q = split(apply_rope(self.q_proj.forward(x.clone()), self.heads, cos.clone(), sin.clone()), self.heads);
+        let k = split(apply_rope(self.k_proj.forward(x.clone()), self.kv_heads, cos, sin), self.kv_heads);
         let v = split(self.v_proj.forward(x), self.kv_heads);
-        let (cos, sin) = rope_tables::<B>(start, t, self.head_dim, self.theta, &device);
-        let q = apply_rope(q, cos.clone(), sin.clone());
-        let k = apply_rope(k, cos, sin);
         let k = match cache.keys.take() {
             Some(past) => Tensor::cat(vec![past, k], 2),
             None => k,
@@ -100,12 +109,29 @@ impl<B: Backend> Attention<B> {
             }
         };
         let (k, v) = (expand(k), expand(v));
-        let scores = q.matmul(k.swap_dims(2, 3)) / (self.head_dim as f64).sqrt();
-        // Query i (absolute position start + i) may not see keys after it.
-        let mask: Vec<bool> = (0..t).flat_map(|i| (0..s).map(move |j| j > start + i)).collect();
-        let mask = Tensor::<B, 2, Bool>::from_data(TensorData::new(mask, [t, s]), &device).reshape([1, 1, t, s]).expand([b, self.heads, t, s]);
-        let weights = softmax(scores.mask_fill(mask, f32::NEG_INFINITY), 3);
-        let out = weights.matmul(v).swap_dims(1, 2).reshape([b, t, self.heads * self.head_dim]);
+        // Query i (absolute position start + i) may not see keys after it, nor its row's padding:
+        // burn's causal flag when the queries are the whole unpadded sequence, an explicit mask
+        // otherwise (one new unpadded token sees everything, so needs none).
+        let (mask, is_causal) = match (start, t, padded) {
+            (0, _, false) => (None, true),
+            (_, 1, false) => (None, false),
+            _ => {
+                let rows = if padded { b } else { 1 };
+                let mask: Vec<bool> = (0..rows)
+                    .flat_map(|r| {
+                        let pad = pads.get(r).copied().unwrap_or(0);
+                        // Real queries skip the padding; padding queries see the padding before
+                        // them (their outputs are never used, but a fully masked row would make
+                        // NaNs that later layers could multiply by zero weights).
+                        (0..t).flat_map(move |i| (0..s).map(move |j| j > start + i || (j < pad && start + i >= pad)))
+                    })
+                    .collect();
+                let mask = Tensor::<B, 3, Bool>::from_data(TensorData::new(mask, [rows, t, s]), &device).reshape([rows, 1, t, s]).expand([b, self.heads, t, s]);
+                (Some(mask), false)
+            }
+        };
+        let options = AttentionModuleOptions { scale: None, softcap: None, is_causal };
+        let out = attention(q, k, v, mask, None, options).swap_dims(1, 2).reshape([b, t, self.heads * self.head_dim]);
         self.o_proj.forward(out)
     }
 }

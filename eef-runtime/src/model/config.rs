@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 /// Llama checkpoint deserialises directly (unknown fields are ignored).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LlamaConfig {
-    /// Vocabulary size.
+    /// Vocabulary size. In `[policy.model]` it may be left out: a model trained from scratch
+    /// takes its tokenizer's size. A `config.json` must have it.
+    #[serde(default)]
     pub vocab_size: usize,
     /// Model width.
     pub hidden_size: usize,
@@ -85,6 +87,15 @@ impl LlamaConfig {
     /// Width of one head.
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
+    }
+
+    /// Number of parameters (8,030,261,248 for Llama-3-8B).
+    pub fn parameter_count(&self) -> usize {
+        let (h, hd) = (self.hidden_size, self.head_dim());
+        let attention = h * self.num_attention_heads * hd * 2 + h * self.kv_heads() * hd * 2;
+        let layer = attention + 3 * h * self.intermediate_size + 2 * h;
+        let head = if self.tie_word_embeddings { 0 } else { self.vocab_size * h };
+        self.vocab_size * h + self.num_hidden_layers * layer + h + head
     }
 
     /// Checks the shape is consistent.

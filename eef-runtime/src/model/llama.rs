@@ -2,26 +2,28 @@
 //! residual), final norm, output projection.
 
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 
 use super::attention::{Attention, KvCache};
 use super::config::LlamaConfig;
+use super::lora::Proj;
 
 /// The SwiGLU feed-forward layer: `down(silu(gate(x)) * up(x))`.
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
     /// Gate projection.
-    pub gate_proj: Linear<B>,
+    pub gate_proj: Proj<B>,
     /// Up projection.
-    pub up_proj: Linear<B>,
+    pub up_proj: Proj<B>,
     /// Down projection.
-    pub down_proj: Linear<B>,
+    pub down_proj: Proj<B>,
 }
 
 impl<B: Backend> Mlp<B> {
     fn new(c: &LlamaConfig, device: &B::Device) -> Self {
-        let lin = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        let lin = |i, o| Proj::new(LinearConfig::new(i, o).with_bias(false).init(device));
         Mlp {
             gate_proj: lin(c.hidden_size, c.intermediate_size),
             up_proj: lin(c.hidden_size, c.intermediate_size),
@@ -74,6 +76,28 @@ impl<B: Backend> Llama<B> {
         }
     }
 
+    /// Grows the vocabulary to `size` tokens, as Hugging Face's `resize_token_embeddings` does
+    /// when tokens are added: the new embedding rows (and output-head columns) start at the mean
+    /// of the existing ones. Used when a pretrained tokenizer lacks the chat template's special
+    /// tokens. A smaller or equal `size` changes nothing.
+    pub fn resize_vocab(mut self, size: usize) -> Self {
+        let [v, _] = self.embed_tokens.weight.dims();
+        if size <= v {
+            return self;
+        }
+        let extra = size - v;
+        let grow = |w: Tensor<B, 2>, dim: usize| {
+            let mean = w.clone().mean_dim(dim);
+            let new = if dim == 0 { mean.repeat_dim(0, extra) } else { mean.repeat_dim(1, extra) };
+            Param::from_tensor(Tensor::cat(vec![w, new], dim).detach())
+        };
+        self.embed_tokens.weight = grow(self.embed_tokens.weight.val(), 0);
+        if let Some(head) = &mut self.lm_head {
+            head.weight = grow(head.weight.val(), 1);
+        }
+        self
+    }
+
     /// A fresh cache for this model.
     pub fn new_cache(&self) -> Vec<KvCache<B>> {
         self.layers.iter().map(|_| KvCache::default()).collect()
@@ -82,9 +106,15 @@ impl<B: Backend> Llama<B> {
     /// Logits `[batch, len, vocab]` for `tokens` `[batch, len]`, continuing from `cache` (which
     /// is extended).
     pub fn forward(&self, tokens: Tensor<B, 2, Int>, cache: &mut [KvCache<B>]) -> Tensor<B, 3> {
+        self.forward_padded(tokens, cache, &[])
+    }
+
+    /// [`Llama::forward`] for a left-padded batch: row `r` begins with `pads[r]` padding tokens
+    /// (see [`Attention::forward_padded`]); the logits at padding positions are meaningless.
+    pub fn forward_padded(&self, tokens: Tensor<B, 2, Int>, cache: &mut [KvCache<B>], pads: &[usize]) -> Tensor<B, 3> {
         let mut h = self.embed_tokens.forward(tokens);
         for (block, c) in self.layers.iter().zip(cache.iter_mut()) {
-            h = h.clone() + block.self_attn.forward(block.input_layernorm.forward(h), c);
+            h = h.clone() + block.self_attn.forward_padded(block.input_layernorm.forward(h), c, pads);
             h = h.clone() + block.mlp.forward(block.post_attention_layernorm.forward(h));
         }
         let h = self.norm.forward(h);

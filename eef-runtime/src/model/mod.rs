@@ -2,12 +2,17 @@
 //! grouped-query attention), loadable from and savable to Hugging Face safetensors, with a
 //! key-value cache for generation and a masked causal-LM loss for training.
 //!
-//! Backends: the CPU backend (`burn-ndarray`) is what tests and CI use; the model is generic over
-//! burn's `Backend`, so the same code runs on CUDA or wgpu once those features are enabled.
+//! Backends: the model is generic over burn's `Backend`; [`backend`] picks one at run time from
+//! those compiled in (CPU by default; `cuda` and `wgpu` are cargo features).
 
 mod attention;
+pub mod checkpoint;
+pub mod backend;
 mod config;
+mod init;
+pub mod decode;
 mod llama;
+mod lora;
 mod loss;
 mod policy;
 mod rope;
@@ -19,14 +24,14 @@ mod weights;
 pub use attention::{Attention, KvCache};
 pub use config::LlamaConfig;
 pub use llama::{Block, Llama, Mlp};
+pub use init::INITIALIZER_RANGE;
+pub use lora::{Adapter, LoraSettings, Proj};
 pub use loss::masked_lm_loss;
-pub use policy::{LmPolicy, LmSettings};
-pub use rope::rope_tables;
+pub use policy::{lm_policy, Constrained, LmPolicy, LmSettings};
+pub use rope::{apply_rope, rope_tables};
 pub use tokenizer::{Tok, SPECIAL_TOKENS};
-pub use train::{learning_rate, Batch, TrainSettings, Trainer};
+pub use train::{learning_rate, Batch, OptimRecord, TrainSettings, Trainer};
 pub use weights::{load_safetensors, save_safetensors, WeightsError};
-
-/// The CPU backend used by tests and CI.
-pub type Cpu = burn::backend::NdArray<f32>;
-/// The CPU backend with autodiff, for training.
-pub type CpuTrain = burn::backend::Autodiff<Cpu>;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+pub use backend::{Cpu, CpuTrain};
+pub use backend::{BackendChoice, BackendError, BackendKind, BackendVisitor, Precision};

@@ -1,13 +1,16 @@
 //! [`LmPolicy`]: the language-model policy, plugged into the runtime's [`Policy`] trait.
 //!
-//! - **Acting.** The dialogue is rendered with the chat template and the action is decoded with
-//!   the key-value cache (temperature and top-p sampling from the request's seed; greedy at 0),
-//!   stopping at `<|end|>`. When the environment offers valid actions and `constrained` is on,
-//!   each one is scored by its log-likelihood instead and the best (or a softmax sample) taken.
-//! - **Training.** Trajectories become tokens; only action tokens of trainable turns carry loss.
+//! - **Acting.** The dialogue is rendered with the chat template; all requests of a batch are
+//!   decoded together with a key-value cache ([`super::decode`]): temperature and top-p sampling
+//!   from each request's own seed (greedy at 0), stopping at `<|end|>`, or, when the environment
+//!   offers valid actions, constrained to them ([`Constrained`]).
+//! - **Training.** Each trainable action becomes one window: the prompt acting would see, then the
+//!   action, whose tokens alone carry loss ([`template::action_windows`]).
 //!   A model trained from scratch first trains a byte-level BPE on the training text.
 //! - **Checkpoints.** `tokenizer.json`, `config.json` and `model.safetensors` (Hugging Face
-//!   layout) in the checkpoint directory.
+//!   layout) in the checkpoint directory; during training, every `checkpoint_every` optimizer
+//!   steps, the full training state in `TrainConfig::checkpoint_dir` ([`super::checkpoint`]),
+//!   from which a killed run resumes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -17,10 +20,13 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
 use rand::seq::SliceRandom;
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::backend::{BackendChoice, BackendKind, BackendVisitor, Precision};
+use super::checkpoint::{self, TrainProgress};
 use super::config::LlamaConfig;
+use super::lora::LoraSettings;
+use super::decode::{decode, sample, DecodeRow, DecodeSettings, Decoded};
 use super::llama::Llama;
 use super::template;
 use super::tokenizer::Tok;
@@ -33,6 +39,12 @@ use crate::trajectory::Trajectory;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LmSettings {
+    /// The burn backend (`"cpu"`, `"ndarray"`, `"flex"`, `"cuda"`, `"wgpu"`); see [`super::backend`].
+    pub backend: BackendKind,
+    /// `"f32"` or `"bf16"` (CUDA, wgpu).
+    pub precision: Precision,
+    /// GPU index.
+    pub device: usize,
     /// The architecture of a model trained from scratch (its vocabulary follows the tokenizer).
     pub model: LlamaConfig,
     /// A Hugging Face checkpoint directory (`config.json`, `model.safetensors`,
@@ -46,28 +58,86 @@ pub struct LmSettings {
     pub max_new_tokens: usize,
     /// Nucleus sampling mass.
     pub top_p: f32,
-    /// Score offered valid actions by log-likelihood instead of generating.
-    pub constrained: bool,
+    /// How offered valid actions constrain the answer (`"prefix"`, `"score"` or `"off"`).
+    pub constrained: Constrained,
+    /// Prompts are left-padded to a multiple of this many tokens when batched (see
+    /// [`super::decode`]); larger values batch more episodes together, smaller waste less.
+    pub pad_to: usize,
     /// Sequences per micro-batch.
     pub batch_size: usize,
     /// Optimisation.
     pub train: TrainSettings,
+    /// `[policy.lora]`: train low-rank adapters instead of every weight (see [`super::lora`]).
+    pub lora: Option<LoraSettings>,
 }
 
 impl Default for LmSettings {
     fn default() -> Self {
         LmSettings {
+            backend: BackendKind::default(),
+            precision: Precision::default(),
+            device: 0,
             model: LlamaConfig::tiny(512),
             init: None,
             vocab_size: 512,
             max_context: 384,
             max_new_tokens: 32,
             top_p: 0.95,
-            constrained: true,
+            constrained: Constrained::Prefix,
+            pad_to: 32,
             batch_size: 8,
             train: TrainSettings::default(),
+            lora: None,
         }
     }
+}
+
+/// How an [`LmPolicy`] uses the valid actions an environment offers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Constrained {
+    /// Decode through the token trie of the valid actions (batched; one decoding pass).
+    #[default]
+    Prefix,
+    /// Score every valid action by its total log-likelihood and take the best (or sample from
+    /// their softmax at the request's temperature). One request at a time.
+    Score,
+    /// Ignore them and generate freely.
+    Off,
+}
+
+impl LmSettings {
+    /// Checks what can be checked before training: the architecture, the LoRA settings and
+    /// that the backend is compiled in.
+    pub fn validate(&self) -> Result<(), String> {
+        self.model.validate().map_err(|e| format!("[policy.model] {e}"))?;
+        if let Some(l) = &self.lora {
+            l.validate()?;
+        }
+        if !self.backend.compiled() {
+            return Err(super::BackendError::NotCompiled { backend: self.backend, feature: self.backend.feature() }.to_string());
+        }
+        Ok(())
+    }
+
+    /// The backend these settings name.
+    pub fn backend_choice(&self) -> BackendChoice {
+        BackendChoice { backend: self.backend, precision: self.precision, device: self.device }
+    }
+}
+
+/// Builds an [`LmPolicy`] on the backend the settings name (e.g. `[policy] backend = "cuda"`),
+/// boxed; fails with a message naming the cargo feature when that backend is not compiled in.
+pub fn lm_policy(settings: LmSettings) -> Result<Box<dyn Policy>, super::BackendError> {
+    struct Build(LmSettings);
+    impl BackendVisitor for Build {
+        type Output = Box<dyn Policy>;
+        fn visit<B: AutodiffBackend>(self, name: &str, device: B::Device) -> Box<dyn Policy> {
+            tracing::debug!(backend = name, "language-model policy");
+            Box::new(LmPolicy::<B>::new(self.0, device))
+        }
+    }
+    super::backend::visit(settings.backend_choice(), Build(settings))
 }
 
 struct State<B: AutodiffBackend> {
@@ -105,7 +175,7 @@ impl<B: AutodiffBackend> LmPolicy<B> {
         self.state.lock().map_err(|_| other("policy state poisoned"))
     }
 
-    fn init_state(&self, data: &[Trajectory]) -> Result<State<B>, PolicyError> {
+    fn init_state(&self, data: &[Trajectory], seed: u64) -> Result<State<B>, PolicyError> {
         if let Some(dir) = &self.settings.init {
             return self.load_dir(dir);
         }
@@ -113,15 +183,19 @@ impl<B: AutodiffBackend> LmPolicy<B> {
         let tok = Tok::train_bpe(&corpus, self.settings.vocab_size).map_err(other)?;
         let config = LlamaConfig { vocab_size: tok.vocab_size(), ..self.settings.model.clone() };
         config.validate().map_err(other)?;
-        let model = Llama::new(&config, &self.device);
+        let model = Llama::seeded(&config, seed, &self.device);
         Ok(State { infer: model.valid(), tok, config, model })
     }
 
     fn load_dir(&self, dir: &Path) -> Result<State<B>, PolicyError> {
         let tok = Tok::from_file(&dir.join("tokenizer.json")).map_err(other)?;
-        let (config, model) = load_safetensors::<B>(dir, &self.device).map_err(other)?;
+        let (mut config, mut model) = load_safetensors::<B>(dir, &self.device).map_err(other)?;
         if tok.vocab_size() > config.vocab_size {
-            return Err(other(format!("{}: the tokenizer has {} tokens, the model {}", dir.display(), tok.vocab_size(), config.vocab_size)));
+            // A pretrained tokenizer without the template's special tokens: they were added, and
+            // the embedding grows to hold them.
+            tracing::info!(from = config.vocab_size, to = tok.vocab_size(), "vocabulary resized for the chat template's special tokens");
+            model = model.resize_vocab(tok.vocab_size());
+            config.vocab_size = tok.vocab_size();
         }
         Ok(State { infer: model.valid(), tok, config, model })
     }
@@ -135,75 +209,132 @@ impl<B: AutodiffBackend> LmPolicy<B> {
         log_softmax(logits.narrow(1, t - 1, 1).reshape([1, v]), 1).into_data().convert::<f32>().to_vec().unwrap_or_default()
     }
 
-    fn act_one(&self, s: &State<B>, r: &ActRequest) -> Act {
-        let budget = self.settings.max_context.saturating_sub(self.settings.max_new_tokens).max(8);
-        let prompt = template::prompt(&s.tok, &r.instruction, &r.history, &r.observation).keep_last(budget);
+    /// Trains `model` on the token windows `seqs`, resuming from and writing to
+    /// `config.checkpoint_dir`. Returns the model (also after an error) and the last loss.
+    fn fit(&self, model: Llama<B>, seqs: &[(Vec<u32>, Vec<bool>)], pad: u32, config: &TrainConfig) -> (Llama<B>, Result<Option<f32>, PolicyError>) {
+        let bs = self.settings.batch_size.max(1);
+        let epochs = config.epochs.max(1);
+        let steps = epochs * seqs.len().div_ceil(bs) / self.settings.train.accumulation.max(1);
+        let settings = TrainSettings { total_steps: steps.max(1), ..self.settings.train.clone() };
+        // The run's identity: a checkpoint left by other data or settings is not resumed.
+        let lora = &self.settings.lora;
+        let fingerprint = crate::seed::derive(config.seed, &format!("{epochs}/{bs}/{settings:?}/{lora:?}/{seqs:?}"));
+        let model = match lora {
+            Some(l) => model.with_lora(l, crate::seed::derive(config.seed, "lora")),
+            None => model,
+        };
+        tracing::debug!(trainable = model.trainable_parameters(), "training");
+        let mut trainer = Trainer::new(model, settings.clone());
+        let ckpt_dir = config.checkpoint_dir.as_deref();
+        let restored = match ckpt_dir {
+            Some(dir) => checkpoint::restore(dir, fingerprint, &mut trainer, &self.device),
+            None => Ok(None),
+        };
+        let mut progress = match restored {
+            Ok(p) => p.unwrap_or_else(|| TrainProgress::start(fingerprint)),
+            Err(e) => return (trainer.into_model().merge_lora(), Err(other(e))),
+        };
+        if progress.micro > 0 {
+            tracing::info!(step = progress.step, epoch = progress.epoch, "training resumed from its checkpoint");
+        }
+        for epoch in 0..epochs {
+            // Each epoch's order depends only on the seed and the epoch (nothing to save).
+            let mut order: Vec<usize> = (0..seqs.len()).collect();
+            order.shuffle(&mut crate::seed::rng(crate::seed::derive_n(config.seed, epoch as u64)));
+            for (batch, chunk) in order.chunks(bs).enumerate() {
+                if progress.done(epoch, batch) {
+                    continue;
+                }
+                let micro: Vec<(Vec<u32>, Vec<bool>)> = chunk.iter().map(|&i| seqs[i].clone()).collect();
+                let loss = trainer.micro_step(Batch::new(&micro, pad, &self.device));
+                progress = TrainProgress { epoch, batch: batch + 1, step: trainer.step, micro: trainer.micro_steps(), loss, ..progress };
+                let every = settings.checkpoint_every;
+                if let (Some(dir), true) = (ckpt_dir, every > 0 && trainer.at_step_boundary() && trainer.step.is_multiple_of(every)) {
+                    if let Err(e) = checkpoint::save(dir, &trainer, &progress) {
+                        return (trainer.into_model().merge_lora(), Err(PolicyError::Checkpoint { path: dir.display().to_string(), message: e }));
+                    }
+                }
+            }
+        }
+        if let Some(dir) = ckpt_dir {
+            // Finished: the caller saves the trained policy; the mid-training state is spent.
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        (trainer.into_model().merge_lora(), Ok(Some(progress.loss)))
+    }
+
+    /// Prompt tokens kept before an action: the context less room for the action.
+    fn prompt_budget(&self) -> usize {
+        self.settings.max_context.saturating_sub(self.settings.max_new_tokens).max(8)
+    }
+
+    fn prompt(&self, s: &State<B>, r: &ActRequest) -> Vec<u32> {
+        template::prompt(&s.tok, &r.instruction, &r.history, &r.observation).keep_last(self.prompt_budget()).ids
+    }
+
+    /// Scores each valid action by its total log-likelihood ([`Constrained::Score`]).
+    fn act_scored(&self, s: &State<B>, r: &ActRequest, valid: &[String]) -> Act {
         let mut rng = crate::seed::rng(r.seed);
         let mut cache = s.infer.new_cache();
-        let first = Self::last_log_probs(s.infer.forward(self.tensor(&prompt.ids), &mut cache));
-        if let (true, Some(valid)) = (self.settings.constrained, &r.valid_actions) {
-            if !valid.is_empty() {
-                let scores: Vec<f32> = valid
-                    .iter()
-                    .map(|a| {
-                        let ids = template::action(&s.tok, a);
-                        let mut c = cache.clone();
-                        let mut lp = first[ids[0] as usize];
-                        if ids.len() > 1 {
-                            let logits = s.infer.forward(self.tensor(&ids[..ids.len() - 1]), &mut c);
-                            let [_, t, v] = logits.dims();
-                            let all: Vec<f32> = log_softmax(logits.reshape([t, v]), 1).into_data().convert::<f32>().to_vec().unwrap_or_default();
-                            lp += ids[1..].iter().enumerate().map(|(i, &id)| all[i * v + id as usize]).sum::<f32>();
-                        }
-                        lp
-                    })
-                    .collect();
-                let pick = sample(&scores, r.temperature, 1.0, &mut rng);
-                return Act::new(valid[pick].clone());
-            }
-        }
-        let mut out = Vec::new();
-        let mut lp = first;
-        for _ in 0..self.settings.max_new_tokens {
-            let next = sample(&lp, r.temperature, self.settings.top_p, &mut rng) as u32;
-            if next == s.tok.end {
-                break;
-            }
-            out.push(next);
-            lp = Self::last_log_probs(s.infer.forward(self.tensor(&[next]), &mut cache));
-        }
-        Act::new(s.tok.decode(&out).trim().to_owned())
+        let first = Self::last_log_probs(s.infer.forward(self.tensor(&self.prompt(s, r)), &mut cache));
+        let scores: Vec<f32> = valid
+            .iter()
+            .map(|a| {
+                let ids = template::action(&s.tok, a);
+                let mut c = cache.clone();
+                let mut lp = first[ids[0] as usize];
+                if ids.len() > 1 {
+                    let logits = s.infer.forward(self.tensor(&ids[..ids.len() - 1]), &mut c);
+                    let [_, t, v] = logits.dims();
+                    let all: Vec<f32> = log_softmax(logits.reshape([t, v]), 1).into_data().convert::<f32>().to_vec().unwrap_or_default();
+                    lp += ids[1..].iter().enumerate().map(|(i, &id)| all[i * v + id as usize]).sum::<f32>();
+                }
+                lp
+            })
+            .collect();
+        Act::new(valid[sample(&scores, r.temperature, 1.0, &mut rng)].clone())
     }
-}
 
-/// Index drawn from log-scores: argmax at temperature 0, else top-p sampling of
-/// `softmax(scores / temperature)`.
-fn sample(scores: &[f32], temperature: f32, top_p: f32, rng: &mut impl Rng) -> usize {
-    if temperature <= 0.0 || scores.len() == 1 {
-        return scores.iter().enumerate().fold(0, |best, (i, s)| if *s > scores[best] { i } else { best });
-    }
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut p: Vec<(usize, f32)> = scores.iter().enumerate().map(|(i, s)| (i, ((s - max) / temperature).exp())).collect();
-    p.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let total: f32 = p.iter().map(|x| x.1).sum();
-    let (mut kept, mut mass) = (0, 0.0);
-    for (_, w) in &p {
-        kept += 1;
-        mass += w / total;
-        if mass >= top_p {
-            break;
+    /// Every request that is not scored goes through one batched decoding pass.
+    fn act_all(&self, s: &State<B>, requests: &[ActRequest]) -> Vec<Act> {
+        let mut out: Vec<Option<Act>> = vec![None; requests.len()];
+        let mut batch = Vec::new();
+        let mut rows = Vec::new();
+        for (i, r) in requests.iter().enumerate() {
+            let valid = r.valid_actions.as_deref().filter(|v| !v.is_empty());
+            match (self.settings.constrained, valid) {
+                (Constrained::Score, Some(v)) => out[i] = Some(self.act_scored(s, r, v)),
+                (Constrained::Prefix, Some(v)) => {
+                    batch.push(i);
+                    rows.push(DecodeRow {
+                        prompt: self.prompt(s, r),
+                        choices: Some(v.iter().map(|a| template::action(&s.tok, a)).collect()),
+                        temperature: r.temperature,
+                        rng: crate::seed::rng(r.seed),
+                    });
+                }
+                _ => {
+                    batch.push(i);
+                    rows.push(DecodeRow { prompt: self.prompt(s, r), choices: None, temperature: r.temperature, rng: crate::seed::rng(r.seed) });
+                }
+            }
         }
-    }
-    let p = &p[..kept];
-    let total: f32 = p.iter().map(|x| x.1).sum();
-    let mut x = rng.gen::<f32>() * total;
-    for (i, w) in p {
-        if x < *w {
-            return *i;
+        let settings = DecodeSettings {
+            end: s.tok.end,
+            pad: s.tok.pad,
+            max_new_tokens: self.settings.max_new_tokens,
+            top_p: self.settings.top_p,
+            pad_to: self.settings.pad_to,
+        };
+        for (i, d) in batch.into_iter().zip(decode(&s.infer, rows, settings, &self.device)) {
+            let r = &requests[i];
+            out[i] = Some(match d {
+                Decoded::Choice(c) => Act::new(r.valid_actions.as_ref().map(|v| v[c].clone()).unwrap_or_default()),
+                Decoded::Tokens(t) => Act::new(s.tok.decode(&t).trim().to_owned()),
+            });
         }
-        x -= w;
+        out.into_iter().map(|a| a.expect("every request answered")).collect()
     }
-    p[p.len() - 1].0
 }
 
 impl<B: AutodiffBackend> Policy for LmPolicy<B> {
@@ -217,47 +348,24 @@ impl<B: AutodiffBackend> Policy for LmPolicy<B> {
             Err(e) => return requests.iter().map(|_| Err(e.clone())).collect(),
         };
         match guard.as_ref() {
-            Some(s) => requests.iter().map(|r| Ok(self.act_one(s, r))).collect(),
+            Some(s) => self.act_all(s, requests).into_iter().map(Ok).collect(),
             None => requests.iter().map(|_| Err(other("the language-model policy has no weights yet: train or load it first"))).collect(),
         }
     }
 
     fn train(&mut self, data: &[Trajectory], config: &TrainConfig) -> Result<TrainReport, PolicyError> {
         let mut guard = self.lock()?;
-        if guard.is_none() {
-            *guard = Some(self.init_state(data)?);
-        }
-        let s = guard.as_mut().expect("state initialised");
-        let seqs: Vec<(Vec<u32>, Vec<bool>)> = data
-            .iter()
-            .map(|t| template::trajectory(&s.tok, t).keep_last(self.settings.max_context))
-            .filter(|t| t.trainable.iter().any(|x| *x))
-            .map(|t| (t.ids, t.trainable))
-            .collect();
-        let mut report = TrainReport { trajectories: data.len(), trainable_turns: data.iter().map(Trajectory::trainable_turns).sum(), loss: None };
-        if seqs.is_empty() {
-            return Ok(report);
-        }
-        let bs = self.settings.batch_size.max(1);
-        let epochs = config.epochs.max(1);
-        let steps = epochs * seqs.len().div_ceil(bs) / self.settings.train.accumulation.max(1);
-        let settings = TrainSettings { total_steps: steps.max(1), ..self.settings.train.clone() };
-        let model = std::mem::replace(&mut s.model, Llama::new(&s.config, &self.device));
-        let mut trainer = Trainer::new(model, settings);
-        let mut order: Vec<usize> = (0..seqs.len()).collect();
-        let mut rng = crate::seed::rng(config.seed);
-        let mut last = 0.0;
-        for _ in 0..epochs {
-            order.shuffle(&mut rng);
-            for chunk in order.chunks(bs) {
-                let batch: Vec<(Vec<u32>, Vec<bool>)> = chunk.iter().map(|&i| seqs[i].clone()).collect();
-                last = trainer.micro_step(Batch::new(&batch, s.tok.pad, &self.device));
-            }
-        }
-        s.model = trainer.into_model();
-        s.infer = s.model.valid();
-        report.loss = Some(f64::from(last));
-        Ok(report)
+        // The state leaves the lock while training, so no second copy of the weights is held.
+        let State { tok, config: model_config, model, .. } = match guard.take() {
+            Some(s) => s,
+            None => self.init_state(data, config.seed)?,
+        };
+        let budget = self.prompt_budget();
+        let seqs: Vec<(Vec<u32>, Vec<bool>)> = data.iter().flat_map(|t| template::action_windows(&tok, t, budget)).map(|w| (w.ids, w.trainable)).collect();
+        let report = TrainReport { trajectories: data.len(), trainable_turns: data.iter().map(Trajectory::trainable_turns).sum(), loss: None };
+        let (model, result) = if seqs.is_empty() { (model, Ok(None)) } else { self.fit(model, &seqs, tok.pad, config) };
+        *guard = Some(State { infer: model.valid(), tok, config: model_config, model });
+        Ok(TrainReport { loss: result?.map(f64::from), ..report })
     }
 
     fn save(&self, dir: &Path) -> Result<(), PolicyError> {

@@ -75,7 +75,81 @@ pub fn trajectory(tok: &Tok, t: &Trajectory) -> Tokens {
     out
 }
 
+/// A trajectory as training windows, one per trainable action: the tokens the policy would see
+/// as its prompt at that turn (the last `prompt_budget` tokens before the action, exactly as
+/// [`prompt`] cut to that budget gives at acting time), followed by the action, the only tokens
+/// with loss. Training on what acting sees matters when dialogues outgrow the context: a single
+/// left-truncated sequence would drop the early actions and show the late ones more context than
+/// they get when acting.
+pub fn action_windows(tok: &Tok, t: &Trajectory, prompt_budget: usize) -> Vec<Tokens> {
+    let mut ids = vec![tok.bos];
+    let mut windows = Vec::new();
+    for (i, turn) in t.turns.iter().enumerate() {
+        let mut u = Tokens::default();
+        user(tok, &mut u, &if i == 0 { format!("{}\n{}", t.instruction, turn.observation) } else { turn.observation.clone() });
+        ids.extend_from_slice(&u.ids);
+        ids.push(tok.assistant);
+        let act = action(tok, &turn.action);
+        if turn.trainable {
+            let start = ids.len().saturating_sub(prompt_budget);
+            let mut w = Tokens::default();
+            w.push(&ids[start..], false);
+            w.push(&act, true);
+            windows.push(w);
+        }
+        ids.extend_from_slice(&act);
+    }
+    windows
+}
+
 /// Every text of a trajectory, for training a tokenizer.
 pub fn corpus(t: &Trajectory) -> Vec<String> {
     std::iter::once(t.instruction.clone()).chain(t.turns.iter().flat_map(|x| [x.observation.clone(), x.action.clone()])).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Actor, Source, StartState, Termination, Turn};
+
+    fn traj() -> Trajectory {
+        let turn = |o: &str, a: &str, trainable| Turn { observation: o.into(), thought: None, action: a.into(), actor: Actor::Expert, reward: 0.0, trainable };
+        Trajectory {
+            id: "t".into(),
+            task_id: "task".into(),
+            instruction: "buy a red mug".into(),
+            source: Source::Expert,
+            start: StartState::TaskStart,
+            sample: 0,
+            seed: 0,
+            turns: vec![turn("search page", "search[red mug]", false), turn("results: mug a, mug b", "click[mug b]", true), turn("mug b page", "click[buy]", true)],
+            final_observation: String::new(),
+            termination: Termination::Done,
+            reward: 1.0,
+            success: true,
+        }
+    }
+
+    #[test]
+    fn windows_are_the_acting_prompt_plus_one_trained_action() {
+        let t = traj();
+        let tok = Tok::train_bpe(&corpus(&t), 300).unwrap();
+        let windows = action_windows(&tok, &t, 10_000);
+        assert_eq!(windows.len(), 2, "one window per trainable action");
+        // The last window is the whole dialogue, trained only on its last action.
+        let full = trajectory(&tok, &t);
+        assert_eq!(windows[1].ids, full.ids);
+        let last = action(&tok, "click[buy]");
+        let trained: Vec<u32> = windows[1].ids.iter().zip(&windows[1].trainable).filter(|(_, t)| **t).map(|(i, _)| *i).collect();
+        assert_eq!(trained, last);
+        // Each window's prompt is what acting sees at that turn, cut to the same budget.
+        for budget in [12, 10_000] {
+            let w = action_windows(&tok, &t, budget);
+            let history = vec![(t.turns[0].observation.clone(), t.turns[0].action.clone())];
+            let p = prompt(&tok, &t.instruction, &history, &t.turns[1].observation).keep_last(budget);
+            let n = p.ids.len();
+            assert_eq!(w[0].ids[..n], p.ids[..], "budget {budget}");
+            assert_eq!(w[0].ids[n..], action(&tok, "click[mug b]")[..]);
+        }
+    }
 }

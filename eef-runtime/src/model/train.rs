@@ -4,6 +4,7 @@
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
@@ -29,11 +30,14 @@ pub struct TrainSettings {
     pub grad_clip: f32,
     /// Micro-batches per optimizer step.
     pub accumulation: usize,
+    /// Save a mid-training checkpoint every this many optimizer steps (0: never), when the
+    /// caller gives a checkpoint folder.
+    pub checkpoint_every: usize,
 }
 
 impl Default for TrainSettings {
     fn default() -> Self {
-        TrainSettings { learning_rate: 3e-3, warmup_steps: 10, total_steps: 200, min_lr_ratio: 0.1, weight_decay: 0.01, grad_clip: 1.0, accumulation: 1 }
+        TrainSettings { learning_rate: 3e-3, warmup_steps: 10, total_steps: 200, min_lr_ratio: 0.1, weight_decay: 0.01, grad_clip: 1.0, accumulation: 1, checkpoint_every: 100 }
     }
 }
 
@@ -83,6 +87,14 @@ impl<B: Backend> Batch<B> {
     }
 }
 
+/// AdamW with the settings' weight decay and gradient-norm clipping.
+fn adamw(s: &TrainSettings) -> AdamWConfig {
+    AdamWConfig::new().with_weight_decay(s.weight_decay).with_grad_clipping(Some(GradientClippingConfig::Norm(s.grad_clip)))
+}
+
+/// The optimizer state of a [`Trainer`], as saved in checkpoints.
+pub type OptimRecord<B> = <OptimizerAdaptor<AdamW, Llama<B>, B> as Optimizer<Llama<B>, B>>::Record;
+
 /// A model with its optimizer state and schedule position.
 pub struct Trainer<B: AutodiffBackend> {
     model: Option<Llama<B>>,
@@ -104,16 +116,39 @@ impl<B: AutodiffBackend> std::fmt::Debug for Trainer<B> {
 impl<B: AutodiffBackend> Trainer<B> {
     /// Starts training `model`.
     pub fn new(model: Llama<B>, settings: TrainSettings) -> Self {
-        let optim = AdamWConfig::new()
-            .with_weight_decay(settings.weight_decay)
-            .with_grad_clipping(Some(GradientClippingConfig::Norm(settings.grad_clip)))
-            .init::<B, Llama<B>>();
+        let optim = adamw(&settings).init::<B, Llama<B>>();
         Trainer { model: Some(model), optim, accum: GradientsAccumulator::new(), micro: 0, step: 0, settings }
     }
 
     /// The model being trained.
     pub fn model(&self) -> &Llama<B> {
         self.model.as_ref().expect("model present between steps")
+    }
+
+    /// Micro-batches trained so far.
+    pub fn micro_steps(&self) -> usize {
+        self.micro
+    }
+
+    /// Whether the next micro-batch starts a new optimizer step (no gradients are pending).
+    pub fn at_step_boundary(&self) -> bool {
+        self.micro.is_multiple_of(self.settings.accumulation.max(1))
+    }
+
+    /// The optimizer's state (AdamW moments per parameter id).
+    pub fn optimizer_record(&self) -> OptimRecord<B> {
+        self.optim.to_record()
+    }
+
+    /// Puts back a saved model, optimizer state and counters.
+    pub fn restore(&mut self, model: <Llama<B> as Module<B>>::Record, optim: OptimRecord<B>, step: usize, micro: usize) {
+        let current = self.model.take().expect("model present between steps");
+        self.model = Some(current.load_record(model));
+        let fresh = adamw(&self.settings).init::<B, Llama<B>>();
+        self.optim = fresh.load_record(optim);
+        self.accum = GradientsAccumulator::new();
+        self.step = step;
+        self.micro = micro;
     }
 
     /// Ends training and returns the model.

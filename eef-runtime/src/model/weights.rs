@@ -73,6 +73,9 @@ pub fn load_safetensors<B: Backend>(dir: &Path, device: &B::Device) -> Result<(L
             config.rope_theta = theta;
         }
     }
+    if raw.get("vocab_size").is_none() {
+        return Err(io(&cfg_path, "no vocab_size"));
+    }
     config.validate().map_err(|e| io(&cfg_path, e))?;
     let path = dir.join("model.safetensors");
     let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
@@ -86,14 +89,14 @@ pub fn load_safetensors<B: Backend>(dir: &Path, device: &B::Device) -> Result<(L
         block.input_layernorm.gamma = Param::from_tensor(read(&st, &format!("{p}.input_layernorm.weight"), [d], device)?);
         block.post_attention_layernorm.gamma = Param::from_tensor(read(&st, &format!("{p}.post_attention_layernorm.weight"), [d], device)?);
         let a = &mut block.self_attn;
-        linear(&st, &format!("{p}.self_attn.q_proj.weight"), c.num_attention_heads * hd, d, &mut a.q_proj, device)?;
-        linear(&st, &format!("{p}.self_attn.k_proj.weight"), c.kv_heads() * hd, d, &mut a.k_proj, device)?;
-        linear(&st, &format!("{p}.self_attn.v_proj.weight"), c.kv_heads() * hd, d, &mut a.v_proj, device)?;
-        linear(&st, &format!("{p}.self_attn.o_proj.weight"), d, c.num_attention_heads * hd, &mut a.o_proj, device)?;
+        linear(&st, &format!("{p}.self_attn.q_proj.weight"), c.num_attention_heads * hd, d, &mut a.q_proj.base, device)?;
+        linear(&st, &format!("{p}.self_attn.k_proj.weight"), c.kv_heads() * hd, d, &mut a.k_proj.base, device)?;
+        linear(&st, &format!("{p}.self_attn.v_proj.weight"), c.kv_heads() * hd, d, &mut a.v_proj.base, device)?;
+        linear(&st, &format!("{p}.self_attn.o_proj.weight"), d, c.num_attention_heads * hd, &mut a.o_proj.base, device)?;
         let f = &mut block.mlp;
-        linear(&st, &format!("{p}.mlp.gate_proj.weight"), c.intermediate_size, d, &mut f.gate_proj, device)?;
-        linear(&st, &format!("{p}.mlp.up_proj.weight"), c.intermediate_size, d, &mut f.up_proj, device)?;
-        linear(&st, &format!("{p}.mlp.down_proj.weight"), d, c.intermediate_size, &mut f.down_proj, device)?;
+        linear(&st, &format!("{p}.mlp.gate_proj.weight"), c.intermediate_size, d, &mut f.gate_proj.base, device)?;
+        linear(&st, &format!("{p}.mlp.up_proj.weight"), c.intermediate_size, d, &mut f.up_proj.base, device)?;
+        linear(&st, &format!("{p}.mlp.down_proj.weight"), d, c.intermediate_size, &mut f.down_proj.base, device)?;
     }
     m.norm.gamma = Param::from_tensor(read(&st, "model.norm.weight", [d], device)?);
     if let Some(head) = &mut m.lm_head {
@@ -102,7 +105,7 @@ pub fn load_safetensors<B: Backend>(dir: &Path, device: &B::Device) -> Result<(L
     Ok((config, m))
 }
 
-/// Saves `model` as `dir/config.json` and `dir/model.safetensors` (f32) in Hugging Face's layout.
+/// Saves `model` (with any LoRA adapters merged into the weights) as `dir/config.json` and `dir/model.safetensors` (f32) in Hugging Face's layout.
 pub fn save_safetensors<B: Backend>(dir: &Path, config: &LlamaConfig, model: &Llama<B>) -> Result<(), WeightsError> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
@@ -123,10 +126,10 @@ pub fn save_safetensors<B: Backend>(dir: &Path, config: &LlamaConfig, model: &Ll
         put!(format!("{p}.input_layernorm.weight"), b.input_layernorm.gamma.val());
         put!(format!("{p}.post_attention_layernorm.weight"), b.post_attention_layernorm.gamma.val());
         for (n, l) in [("q_proj", &b.self_attn.q_proj), ("k_proj", &b.self_attn.k_proj), ("v_proj", &b.self_attn.v_proj), ("o_proj", &b.self_attn.o_proj)] {
-            put!(format!("{p}.self_attn.{n}.weight"), l.weight.val().transpose());
+            put!(format!("{p}.self_attn.{n}.weight"), l.weight().transpose());
         }
         for (n, l) in [("gate_proj", &b.mlp.gate_proj), ("up_proj", &b.mlp.up_proj), ("down_proj", &b.mlp.down_proj)] {
-            put!(format!("{p}.mlp.{n}.weight"), l.weight.val().transpose());
+            put!(format!("{p}.mlp.{n}.weight"), l.weight().transpose());
         }
     }
     put!("model.norm.weight".into(), model.norm.gamma.val());

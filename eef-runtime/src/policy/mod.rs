@@ -82,11 +82,16 @@ pub struct TrainConfig {
     pub learning_rate: f64,
     /// Seed for data order and dropout.
     pub seed: u64,
+    /// Where a policy that trains in steps keeps its mid-training checkpoint (model, optimizer,
+    /// schedule, step, data position), and resumes from when it finds one left by the same run.
+    /// Set by the experiment to the iteration's `train-state/` folder; not a config key.
+    #[serde(skip)]
+    pub checkpoint_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { epochs: 1, learning_rate: 1e-5, seed: 0 }
+        TrainConfig { epochs: 1, learning_rate: 1e-5, seed: 0, checkpoint_dir: None }
     }
 }
 

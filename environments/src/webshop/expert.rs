@@ -133,7 +133,9 @@ impl Shopper {
             if let Some(o) = wanted.into_iter().find(|o| !clicked.contains(o.as_str())) {
                 return act(format!("click[{o}]"), "I choose the option the instruction asks for.");
             }
-            return act("click[Buy Now]".into(), "Everything is selected; buy it.");
+            // Spelled as WebShop's list of clickables spells it (lower case), so a policy that
+            // learns from these actions finds them among the valid actions.
+            return act("click[buy now]".into(), "Everything is selected; buy it.");
         }
         act("click[< Prev]".into(), "Back to the product.")
     }

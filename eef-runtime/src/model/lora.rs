@@ -1,0 +1,180 @@
+//! Low-rank adapters (LoRA, Hu et al. 2021) on the model's projections.
+//!
+//! With `[policy.lora]` set, each training call freezes the base weights, attaches adapters
+//! `W x + (alpha / rank) * B A x` to the chosen projections (`A` drawn from N(0, 1/rank) with
+//! the run's seed, `B` zero, so training starts from the unchanged model), trains only them, and
+//! merges them into the base weights at the end. Checkpoints therefore stay plain Hugging Face
+//! Llama files; mid-training checkpoints hold the adapters and their optimizer state. Only the
+//! adapters get gradients and AdamW moments, which is what makes large models fit.
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::prelude::*;
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+
+use super::llama::Llama;
+
+/// `[policy.lora]`: which projections get adapters, and their shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoraSettings {
+    /// Rank of the adapters.
+    pub rank: usize,
+    /// Scale numerator: updates are multiplied by `alpha / rank`.
+    pub alpha: f64,
+    /// Projections to adapt, by Hugging Face name (`q_proj`, `k_proj`, `v_proj`, `o_proj`,
+    /// `gate_proj`, `up_proj`, `down_proj`).
+    pub targets: Vec<String>,
+}
+
+impl Default for LoraSettings {
+    fn default() -> Self {
+        LoraSettings { rank: 8, alpha: 16.0, targets: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec() }
+    }
+}
+
+impl LoraSettings {
+    /// Checks the settings: a positive rank and known target names.
+    pub fn validate(&self) -> Result<(), String> {
+        const KNOWN: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+        if self.rank == 0 {
+            return Err("[policy.lora] rank must be at least 1".into());
+        }
+        match self.targets.iter().find(|t| !KNOWN.contains(&t.as_str())) {
+            Some(t) => Err(format!("[policy.lora] targets: unknown projection `{t}`; expected some of {KNOWN:?}")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The adapter of one projection: `x -> (x @ a @ b) * scale`.
+#[derive(Module, Debug)]
+pub struct Adapter<B: Backend> {
+    /// Down projection `[in, rank]`.
+    pub a: Param<Tensor<B, 2>>,
+    /// Up projection `[rank, out]` (zero at the start).
+    pub b: Param<Tensor<B, 2>>,
+    scale: f64,
+}
+
+/// A bias-free linear projection with an optional adapter.
+#[derive(Module, Debug)]
+pub struct Proj<B: Backend> {
+    /// The base weights (`[in, out]`, as burn stores them).
+    pub base: Linear<B>,
+    /// The adapter, while one is attached.
+    pub lora: Option<Adapter<B>>,
+}
+
+impl<B: Backend> Proj<B> {
+    /// A projection without adapter.
+    pub fn new(base: Linear<B>) -> Self {
+        Proj { base, lora: None }
+    }
+
+    /// `x @ W` (+ the adapter's update).
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let y = self.base.forward(x.clone());
+        match &self.lora {
+            None => y,
+            Some(l) => y + x.matmul(l.a.val().unsqueeze()).matmul(l.b.val().unsqueeze()) * l.scale,
+        }
+    }
+
+    /// The effective `[in, out]` weight: base plus the adapter's update, if any.
+    pub fn weight(&self) -> Tensor<B, 2> {
+        let w = self.base.weight.val();
+        match &self.lora {
+            None => w,
+            Some(l) => w + l.a.val().matmul(l.b.val()) * l.scale,
+        }
+    }
+
+    fn attach(self, s: &LoraSettings, rng: &mut impl rand::Rng) -> Self {
+        let [input, output] = self.base.weight.dims();
+        let device = self.base.weight.device();
+        let normal = Normal::new(0.0f32, (1.0 / s.rank as f32).sqrt()).expect("a positive standard deviation");
+        let a: Vec<f32> = (0..input * s.rank).map(|_| normal.sample(rng)).collect();
+        let a = Param::from_tensor(Tensor::from_data(TensorData::new(a, [input, s.rank]), &device));
+        let b = Param::from_tensor(Tensor::zeros([s.rank, output], &device));
+        Proj { base: self.base.no_grad(), lora: Some(Adapter { a, b, scale: s.alpha / s.rank as f64 }) }
+    }
+
+    fn merge(self) -> Self {
+        if self.lora.is_none() {
+            return self;
+        }
+        let weight = self.weight();
+        let mut base = self.base;
+        base.weight = Param::from_tensor(weight.detach());
+        Proj { base, lora: None }
+    }
+}
+
+impl<B: Backend> Llama<B> {
+    /// Freezes every weight and attaches fresh adapters (seeded by `seed`) to the projections
+    /// `s.targets` names.
+    pub fn with_lora(self, s: &LoraSettings, seed: u64) -> Self {
+        let mut rng = crate::seed::rng(seed);
+        let mut m = self.no_grad();
+        let wants = |name: &str| s.targets.iter().any(|t| t == name);
+        let layers = std::mem::take(&mut m.layers);
+        m.layers = layers
+            .into_iter()
+            .map(|mut b| {
+                let mut adapt = |p: Proj<B>, name: &str| if wants(name) { p.attach(s, &mut rng) } else { p };
+                b.self_attn.q_proj = adapt(b.self_attn.q_proj, "q_proj");
+                b.self_attn.k_proj = adapt(b.self_attn.k_proj, "k_proj");
+                b.self_attn.v_proj = adapt(b.self_attn.v_proj, "v_proj");
+                b.self_attn.o_proj = adapt(b.self_attn.o_proj, "o_proj");
+                b.mlp.gate_proj = adapt(b.mlp.gate_proj, "gate_proj");
+                b.mlp.up_proj = adapt(b.mlp.up_proj, "up_proj");
+                b.mlp.down_proj = adapt(b.mlp.down_proj, "down_proj");
+                b
+            })
+            .collect();
+        m
+    }
+
+    /// Folds every adapter into its base weight and detaches it; all weights become trainable
+    /// again.
+    pub fn merge_lora(mut self) -> Self {
+        let layers = std::mem::take(&mut self.layers);
+        self.layers = layers
+            .into_iter()
+            .map(|mut b| {
+                b.self_attn.q_proj = b.self_attn.q_proj.merge();
+                b.self_attn.k_proj = b.self_attn.k_proj.merge();
+                b.self_attn.v_proj = b.self_attn.v_proj.merge();
+                b.self_attn.o_proj = b.self_attn.o_proj.merge();
+                b.mlp.gate_proj = b.mlp.gate_proj.merge();
+                b.mlp.up_proj = b.mlp.up_proj.merge();
+                b.mlp.down_proj = b.mlp.down_proj.merge();
+                b
+            })
+            .collect();
+        struct Trainable;
+        impl<B: Backend> burn::module::ModuleMapper<B> for Trainable {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+                param.set_require_grad(true)
+            }
+        }
+        self.map(&mut Trainable)
+    }
+
+    /// Parameters that get gradients.
+    pub fn trainable_parameters(&self) -> usize {
+        struct Count(usize);
+        impl<B: Backend> burn::module::ModuleVisitor<B> for Count {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+                if param.is_require_grad() {
+                    self.0 += param.shape().num_elements();
+                }
+            }
+        }
+        let mut c = Count(0);
+        self.visit(&mut c);
+        c.0
+    }
+}
