@@ -218,7 +218,10 @@ impl<B: AutodiffBackend> LmPolicy<B> {
         let settings = TrainSettings { total_steps: steps.max(1), ..self.settings.train.clone() };
         // The run's identity: a checkpoint left by other data or settings is not resumed.
         let lora = &self.settings.lora;
-        let fingerprint = crate::seed::derive(config.seed, &format!("{epochs}/{bs}/{settings:?}/{lora:?}/{seqs:?}"));
+        let mix = |h: u64, x: u64| crate::seed::splitmix64(h ^ x);
+        let fingerprint = seqs.iter().fold(crate::seed::derive(config.seed, &format!("{epochs}/{bs}/{settings:?}/{lora:?}")), |h, (ids, mask)| {
+            ids.iter().zip(mask).fold(mix(h, ids.len() as u64), |h, (&id, &trained)| mix(h, u64::from(id) << 1 | u64::from(trained)))
+        });
         let model = match lora {
             Some(l) => model.with_lora(l, crate::seed::derive(config.seed, "lora")),
             None => model,
