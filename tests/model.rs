@@ -28,6 +28,26 @@ fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol)
 }
 
+/// A successful expert trajectory `t{k}` on task `task-{k}`: `(observation, action, trainable)`
+/// per turn.
+fn expert_success(k: usize, instruction: String, turns: Vec<(String, String, bool)>) -> eef_runtime::Trajectory {
+    use eef_runtime::{Actor, Source, StartState, Termination, Trajectory, Turn};
+    Trajectory {
+        id: format!("t{k}"),
+        task_id: format!("task-{k}").into(),
+        instruction,
+        source: Source::Expert,
+        start: StartState::TaskStart,
+        sample: 0,
+        seed: 0,
+        turns: turns.into_iter().map(|(observation, action, trainable)| Turn { observation, thought: None, action, actor: Actor::Expert, reward: 0.0, trainable }).collect(),
+        final_observation: String::new(),
+        termination: Termination::Done,
+        reward: 1.0,
+        success: true,
+    }
+}
+
 #[test]
 fn cached_decoding_equals_the_full_forward_and_is_causal() {
     let m = Llama::<Cpu>::new(&small(false), &Default::default());
@@ -120,22 +140,9 @@ fn logits_match_hugging_face_transformers() {
 fn the_lm_policy_trains_acts_and_reloads() {
     use eef_runtime::model::{LmPolicy, LmSettings};
     use eef_runtime::policy::{ActRequest, Policy, TrainConfig};
-    use eef_runtime::{Actor, Source, StartState, Termination, Trajectory, Turn};
-    let turn = |o: &str, a: &str, t: bool| Turn { observation: o.into(), thought: None, action: a.into(), actor: Actor::Expert, reward: 0.0, trainable: t };
-    let traj = |k: usize| Trajectory {
-        id: format!("t{k}"),
-        task_id: format!("task-{k}").into(),
-        instruction: "open the door".into(),
-        source: Source::Expert,
-        start: StartState::TaskStart,
-        sample: 0,
-        seed: 0,
-        turns: vec![turn("a red door", "pull[red]", true), turn("a blue door", "pull[blue]", true), turn("a green door", "pull[yellow]", false)],
-        final_observation: String::new(),
-        termination: Termination::Done,
-        reward: 1.0,
-        success: true,
-    };
+    use eef_runtime::Trajectory;
+    let turn = |o: &str, a: &str, t: bool| (o.to_owned(), a.to_owned(), t);
+    let traj = |k: usize| expert_success(k, "open the door".into(), vec![turn("a red door", "pull[red]", true), turn("a blue door", "pull[blue]", true), turn("a green door", "pull[yellow]", false)]);
     let data: Vec<Trajectory> = (0..6).map(traj).collect();
     let settings = LmSettings { model: small(false), vocab_size: 300, batch_size: 6, ..LmSettings::default() };
     let mut p = LmPolicy::<CpuTrain>::new(settings.clone(), Default::default());
@@ -198,22 +205,11 @@ fn left_padded_rows_match_unpadded_and_do_not_depend_on_the_batch() {
 fn batched_actions_equal_actions_taken_alone() {
     use eef_runtime::model::{LmPolicy, LmSettings};
     use eef_runtime::policy::{ActRequest, Policy, TrainConfig};
-    use eef_runtime::{Actor, Source, StartState, Termination, Trajectory, Turn};
-    let turn = |o: String, a: String| Turn { observation: o, thought: None, action: a, actor: Actor::Expert, reward: 0.0, trainable: true };
+    use eef_runtime::Trajectory;
     let data: Vec<Trajectory> = (0..8)
-        .map(|k| Trajectory {
-            id: format!("t{k}"),
-            task_id: format!("task-{k}").into(),
-            instruction: format!("press button {k}"),
-            source: Source::Expert,
-            start: StartState::TaskStart,
-            sample: 0,
-            seed: 0,
-            turns: vec![turn(format!("panel with {} buttons", k + 2), format!("press[{k}]")), turn("a light".into(), "wait".into())],
-            final_observation: String::new(),
-            termination: Termination::Done,
-            reward: 1.0,
-            success: true,
+        .map(|k| {
+            let turns = vec![(format!("panel with {} buttons", k + 2), format!("press[{k}]"), true), ("a light".into(), "wait".into(), true)];
+            expert_success(k, format!("press button {k}"), turns)
         })
         .collect();
     let settings = LmSettings { model: small(false), vocab_size: 200, pad_to: 8, ..LmSettings::default() };
@@ -253,22 +249,11 @@ fn batched_actions_equal_actions_taken_alone() {
 fn resumable_run(ckpt: Option<&std::path::Path>) -> eef_runtime::model::LmPolicy<CpuTrain> {
     use eef_runtime::model::{LmPolicy, LmSettings};
     use eef_runtime::policy::{Policy, TrainConfig};
-    use eef_runtime::{Actor, Source, StartState, Termination, Trajectory, Turn};
-    let turn = |o: String, a: String| Turn { observation: o, thought: None, action: a, actor: Actor::Expert, reward: 0.0, trainable: true };
+    use eef_runtime::Trajectory;
     let data: Vec<Trajectory> = (0..32)
-        .map(|k| Trajectory {
-            id: format!("t{k}"),
-            task_id: format!("task-{k}").into(),
-            instruction: format!("open vault {k} of {}", k * 7 % 11),
-            source: Source::Expert,
-            start: StartState::TaskStart,
-            sample: 0,
-            seed: 0,
-            turns: vec![turn(format!("a hall with {} doors", k % 5), format!("go[{}]", k % 5)), turn("a lever".into(), format!("pull[{}]", k % 3))],
-            final_observation: String::new(),
-            termination: Termination::Done,
-            reward: 1.0,
-            success: true,
+        .map(|k| {
+            let turns = vec![(format!("a hall with {} doors", k % 5), format!("go[{}]", k % 5), true), ("a lever".into(), format!("pull[{}]", k % 3), true)];
+            expert_success(k, format!("open vault {k} of {}", k * 7 % 11), turns)
         })
         .collect();
     let mut settings = LmSettings { model: small(false), vocab_size: 300, batch_size: 2, ..LmSettings::default() };

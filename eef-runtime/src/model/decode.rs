@@ -173,7 +173,7 @@ fn dedup(choices: &mut [Vec<u32>]) {
 }
 
 /// Log-probabilities of the next token per row, from logits `[rows, len, vocab]`.
-fn last_log_probs<B: Backend>(logits: Tensor<B, 3>) -> Vec<Vec<f32>> {
+pub(crate) fn last_log_probs<B: Backend>(logits: Tensor<B, 3>) -> Vec<Vec<f32>> {
     let [b, t, v] = logits.dims();
     let flat: Vec<f32> = log_softmax(logits.narrow(1, t - 1, 1).reshape([b, v]), 1).into_data().convert::<f32>().to_vec().unwrap_or_default();
     flat.chunks(v).map(<[f32]>::to_vec).collect()

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::llama::Llama;
 
+/// The projections of a block that can carry adapters, by Hugging Face name.
+pub const PROJECTIONS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
 /// `[policy.lora]`: which projections get adapters, and their shape.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -37,12 +40,11 @@ impl Default for LoraSettings {
 impl LoraSettings {
     /// Checks the settings: a positive rank and known target names.
     pub fn validate(&self) -> Result<(), String> {
-        const KNOWN: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
         if self.rank == 0 {
             return Err("[policy.lora] rank must be at least 1".into());
         }
-        match self.targets.iter().find(|t| !KNOWN.contains(&t.as_str())) {
-            Some(t) => Err(format!("[policy.lora] targets: unknown projection `{t}`; expected some of {KNOWN:?}")),
+        match self.targets.iter().find(|t| !PROJECTIONS.contains(&t.as_str())) {
+            Some(t) => Err(format!("[policy.lora] targets: unknown projection `{t}`; expected some of {PROJECTIONS:?}")),
             None => Ok(()),
         }
     }
@@ -117,50 +119,39 @@ impl<B: Backend> Llama<B> {
     /// `s.targets` names.
     pub fn with_lora(self, s: &LoraSettings, seed: u64) -> Self {
         let mut rng = crate::seed::rng(seed);
-        let mut m = self.no_grad();
-        let wants = |name: &str| s.targets.iter().any(|t| t == name);
-        let layers = std::mem::take(&mut m.layers);
-        m.layers = layers
-            .into_iter()
-            .map(|mut b| {
-                let mut adapt = |p: Proj<B>, name: &str| if wants(name) { p.attach(s, &mut rng) } else { p };
-                b.self_attn.q_proj = adapt(b.self_attn.q_proj, "q_proj");
-                b.self_attn.k_proj = adapt(b.self_attn.k_proj, "k_proj");
-                b.self_attn.v_proj = adapt(b.self_attn.v_proj, "v_proj");
-                b.self_attn.o_proj = adapt(b.self_attn.o_proj, "o_proj");
-                b.mlp.gate_proj = adapt(b.mlp.gate_proj, "gate_proj");
-                b.mlp.up_proj = adapt(b.mlp.up_proj, "up_proj");
-                b.mlp.down_proj = adapt(b.mlp.down_proj, "down_proj");
-                b
-            })
-            .collect();
-        m
+        self.no_grad().map_projections(|name, p| if s.targets.iter().any(|t| t == name) { p.attach(s, &mut rng) } else { p })
     }
 
     /// Folds every adapter into its base weight and detaches it; all weights become trainable
     /// again.
-    pub fn merge_lora(mut self) -> Self {
-        let layers = std::mem::take(&mut self.layers);
-        self.layers = layers
-            .into_iter()
-            .map(|mut b| {
-                b.self_attn.q_proj = b.self_attn.q_proj.merge();
-                b.self_attn.k_proj = b.self_attn.k_proj.merge();
-                b.self_attn.v_proj = b.self_attn.v_proj.merge();
-                b.self_attn.o_proj = b.self_attn.o_proj.merge();
-                b.mlp.gate_proj = b.mlp.gate_proj.merge();
-                b.mlp.up_proj = b.mlp.up_proj.merge();
-                b.mlp.down_proj = b.mlp.down_proj.merge();
-                b
-            })
-            .collect();
+    pub fn merge_lora(self) -> Self {
         struct Trainable;
         impl<B: Backend> burn::module::ModuleMapper<B> for Trainable {
             fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
                 param.set_require_grad(true)
             }
         }
-        self.map(&mut Trainable)
+        self.map_projections(|_, p| p.merge()).map(&mut Trainable)
+    }
+
+    /// Replaces every projection of every block with `f(name, projection)`, in the order of
+    /// [`PROJECTIONS`].
+    fn map_projections(mut self, mut f: impl FnMut(&str, Proj<B>) -> Proj<B>) -> Self {
+        let layers = std::mem::take(&mut self.layers);
+        self.layers = layers
+            .into_iter()
+            .map(|mut b| {
+                b.self_attn.q_proj = f(PROJECTIONS[0], b.self_attn.q_proj);
+                b.self_attn.k_proj = f(PROJECTIONS[1], b.self_attn.k_proj);
+                b.self_attn.v_proj = f(PROJECTIONS[2], b.self_attn.v_proj);
+                b.self_attn.o_proj = f(PROJECTIONS[3], b.self_attn.o_proj);
+                b.mlp.gate_proj = f(PROJECTIONS[4], b.mlp.gate_proj);
+                b.mlp.up_proj = f(PROJECTIONS[5], b.mlp.up_proj);
+                b.mlp.down_proj = f(PROJECTIONS[6], b.mlp.down_proj);
+                b
+            })
+            .collect();
+        self
     }
 
     /// Parameters that get gradients.

@@ -26,7 +26,7 @@ use super::backend::{BackendChoice, BackendKind, BackendVisitor, Precision};
 use super::checkpoint::{self, TrainProgress};
 use super::config::LlamaConfig;
 use super::lora::LoraSettings;
-use super::decode::{decode, sample, DecodeRow, DecodeSettings, Decoded};
+use super::decode::{decode, last_log_probs, sample, DecodeRow, DecodeSettings, Decoded};
 use super::llama::Llama;
 use super::template;
 use super::tokenizer::Tok;
@@ -107,17 +107,14 @@ pub enum Constrained {
 }
 
 impl LmSettings {
-    /// Checks what can be checked before training: the architecture, the LoRA settings and
-    /// that the backend is compiled in.
+    /// Checks what can be checked before training: the architecture and the LoRA settings
+    /// (the backend is checked by [`lm_policy`]).
     pub fn validate(&self) -> Result<(), String> {
         self.model.validate().map_err(|e| format!("[policy.model] {e}"))?;
-        if let Some(l) = &self.lora {
-            l.validate()?;
+        match &self.lora {
+            Some(l) => l.validate(),
+            None => Ok(()),
         }
-        if !self.backend.compiled() {
-            return Err(super::BackendError::NotCompiled { backend: self.backend, feature: self.backend.feature() }.to_string());
-        }
-        Ok(())
     }
 
     /// The backend these settings name.
@@ -204,11 +201,6 @@ impl<B: AutodiffBackend> LmPolicy<B> {
         Tensor::from_data(TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, ids.len()]), &self.device)
     }
 
-    fn last_log_probs(logits: Tensor<B::InnerBackend, 3>) -> Vec<f32> {
-        let [_, t, v] = logits.dims();
-        log_softmax(logits.narrow(1, t - 1, 1).reshape([1, v]), 1).into_data().convert::<f32>().to_vec().unwrap_or_default()
-    }
-
     /// Trains `model` on the token windows `seqs`, resuming from and writing to
     /// `config.checkpoint_dir`. Returns the model (also after an error) and the last loss.
     fn fit(&self, model: Llama<B>, seqs: &[(Vec<u32>, Vec<bool>)], pad: u32, config: &TrainConfig) -> (Llama<B>, Result<Option<f32>, PolicyError>) {
@@ -279,7 +271,7 @@ impl<B: AutodiffBackend> LmPolicy<B> {
     fn act_scored(&self, s: &State<B>, r: &ActRequest, valid: &[String]) -> Act {
         let mut rng = crate::seed::rng(r.seed);
         let mut cache = s.infer.new_cache();
-        let first = Self::last_log_probs(s.infer.forward(self.tensor(&self.prompt(s, r)), &mut cache));
+        let first = last_log_probs(s.infer.forward(self.tensor(&self.prompt(s, r)), &mut cache)).remove(0);
         let scores: Vec<f32> = valid
             .iter()
             .map(|a| {
@@ -305,22 +297,16 @@ impl<B: AutodiffBackend> LmPolicy<B> {
         let mut rows = Vec::new();
         for (i, r) in requests.iter().enumerate() {
             let valid = r.valid_actions.as_deref().filter(|v| !v.is_empty());
-            match (self.settings.constrained, valid) {
-                (Constrained::Score, Some(v)) => out[i] = Some(self.act_scored(s, r, v)),
-                (Constrained::Prefix, Some(v)) => {
-                    batch.push(i);
-                    rows.push(DecodeRow {
-                        prompt: self.prompt(s, r),
-                        choices: Some(v.iter().map(|a| template::action(&s.tok, a)).collect()),
-                        temperature: r.temperature,
-                        rng: crate::seed::rng(r.seed),
-                    });
+            let choices = match (self.settings.constrained, valid) {
+                (Constrained::Score, Some(v)) => {
+                    out[i] = Some(self.act_scored(s, r, v));
+                    continue;
                 }
-                _ => {
-                    batch.push(i);
-                    rows.push(DecodeRow { prompt: self.prompt(s, r), choices: None, temperature: r.temperature, rng: crate::seed::rng(r.seed) });
-                }
-            }
+                (Constrained::Prefix, Some(v)) => Some(v.iter().map(|a| template::action(&s.tok, a)).collect()),
+                _ => None,
+            };
+            batch.push(i);
+            rows.push(DecodeRow { prompt: self.prompt(s, r), choices, temperature: r.temperature, rng: crate::seed::rng(r.seed) });
         }
         let settings = DecodeSettings {
             end: s.tok.end,
