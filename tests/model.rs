@@ -68,6 +68,20 @@ fn cached_decoding_equals_the_full_forward_and_is_causal() {
 }
 
 #[test]
+fn the_training_forward_with_fused_kernels_equals_the_inference_forward() {
+    use burn::module::AutodiffModule;
+    // Training (autodiff) takes the fused causal-attention path; inference takes burn's
+    // attention op with the key-value cache. Same weights, same logits. Grouped-query attention
+    // (4 heads, 2 key-value heads) included.
+    let trained = Llama::<CpuTrain>::seeded(&small(false), 7, &Default::default());
+    let seq = [3i64, 17, 5, 9, 60, 2, 44, 8, 31, 12, 50];
+    let batch = Tensor::<CpuTrain, 2, Int>::from_data(TensorData::new(seq.to_vec(), [1, seq.len()]), &Default::default());
+    let fused: Vec<f32> = trained.logits(batch).into_data().to_vec().unwrap();
+    let plain = values(trained.valid().logits(tokens(&seq)));
+    assert!(close(&fused, &plain, 1e-4), "fused training forward differs from the inference forward");
+}
+
+#[test]
 fn safetensors_round_trip_in_hugging_face_layout() {
     for tied in [false, true] {
         let c = small(tied);

@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
+
 use eef_runtime::model::backend::visit;
-use eef_runtime::model::{BackendChoice, BackendKind, BackendVisitor, Batch, Llama, LlamaConfig, TrainSettings, Trainer};
+use eef_runtime::model::{LmAutodiffBackend, BackendChoice, BackendKind, BackendVisitor, Batch, Llama, LlamaConfig, TrainSettings, Trainer};
 use serde::{Deserialize, Serialize};
 
 /// What is measured.
@@ -24,8 +24,11 @@ pub struct BenchConfig {
     pub batch: usize,
     /// Training sequence length.
     pub seq_len: usize,
-    /// Timed training steps (after one untimed warm-up step).
+    /// Training steps per timed round (after one untimed warm-up step).
     pub train_steps: usize,
+    /// Timed rounds of training and of generation; each figure is the median round, so one
+    /// round slowed by another process on the machine does not move it.
+    pub rounds: usize,
     /// Prompt length for generation.
     pub prompt_len: usize,
     /// Tokens generated per sequence.
@@ -49,6 +52,7 @@ impl Default for BenchConfig {
             batch: 8,
             seq_len: 128,
             train_steps: 10,
+            rounds: 5,
             prompt_len: 32,
             new_tokens: 64,
             gen_batch: 8,
@@ -74,17 +78,19 @@ fn tokens(n: usize, vocab: usize, salt: usize) -> Vec<u32> {
 }
 
 /// Measures backend `B`.
-pub fn measure<B: AutodiffBackend>(name: &str, c: &BenchConfig, device: &B::Device) -> Speed {
+pub fn measure<B: LmAutodiffBackend>(name: &str, c: &BenchConfig, device: &B::Device) -> Speed {
     B::seed(device, 0);
     let model = Llama::<B>::new(&c.model, device);
     let seqs: Vec<(Vec<u32>, Vec<bool>)> = (0..c.batch).map(|b| (tokens(c.seq_len + 1, c.model.vocab_size, b), vec![true; c.seq_len + 1])).collect();
     let mut trainer = Trainer::new(model, TrainSettings::default());
     trainer.micro_step(Batch::new(&seqs, 0, device));
-    let t = Instant::now();
-    for _ in 0..c.train_steps {
-        trainer.micro_step(Batch::new(&seqs, 0, device));
-    }
-    let train = (c.train_steps * c.batch * c.seq_len) as f64 / t.elapsed().as_secs_f64();
+    let train = median((0..c.rounds.max(1)).map(|_| {
+        let t = Instant::now();
+        for _ in 0..c.train_steps {
+            trainer.micro_step(Batch::new(&seqs, 0, device));
+        }
+        (c.train_steps * c.batch * c.seq_len) as f64 / t.elapsed().as_secs_f64()
+    }));
     let infer = trainer.into_model().valid();
     let gen = |batch: usize| {
         let prompt: Vec<i64> = (0..batch).flat_map(|b| tokens(c.prompt_len, c.model.vocab_size, b)).map(i64::from).collect();
@@ -102,7 +108,15 @@ pub fn measure<B: AutodiffBackend>(name: &str, c: &BenchConfig, device: &B::Devi
         (batch * c.new_tokens) as f64 / t.elapsed().as_secs_f64()
     };
     gen(1);
-    Speed { backend: name.to_owned(), train_tokens_per_s: train, gen_tokens_per_s_b1: gen(1), gen_tokens_per_s_batched: gen(c.gen_batch) }
+    let rounds = |batch: usize| median((0..c.rounds.max(1)).map(|_| gen(batch)));
+    Speed { backend: name.to_owned(), train_tokens_per_s: train, gen_tokens_per_s_b1: rounds(1), gen_tokens_per_s_batched: rounds(c.gen_batch) }
+}
+
+/// The median of `values` (the upper one of the middle two for an even count).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Runs PyTorch's side; `Err` says why it could not.
@@ -125,7 +139,7 @@ struct Measure<'a>(&'a BenchConfig);
 
 impl BackendVisitor for Measure<'_> {
     type Output = Speed;
-    fn visit<B: AutodiffBackend>(self, name: &str, device: B::Device) -> Speed {
+    fn visit<B: LmAutodiffBackend>(self, name: &str, device: B::Device) -> Speed {
         measure::<B>(name, self.0, &device)
     }
 }
@@ -141,10 +155,11 @@ pub fn run(c: &BenchConfig) -> String {
     let params = c.model.parameter_count();
     let mut out = format!(
         "# Llama speed\n\nModel: {params} parameters ({} layers, d_model {}, {} heads, vocabulary {}). Training: batch {} x {} tokens. \
-         Generation: prompt {}, {} new tokens, greedy, key-value cache. Threads: {}.\n\n\
+         Generation: prompt {}, {} new tokens, greedy, key-value cache. Threads: {}. \
+         Each figure is the median of {} rounds ({} training steps per round).\n\n\
          | backend | train tokens/s | generate tokens/s (batch 1) | generate tokens/s (batch {}) |\n|---|---:|---:|---:|\n",
         c.model.num_hidden_layers, c.model.hidden_size, c.model.num_attention_heads, c.model.vocab_size, c.batch, c.seq_len,
-        c.prompt_len, c.new_tokens, std::thread::available_parallelism().map_or(1, |n| n.get()), c.gen_batch
+        c.prompt_len, c.new_tokens, std::thread::available_parallelism().map_or(1, |n| n.get()), c.rounds.max(1), c.train_steps, c.gen_batch
     );
     let row = |s: &Speed| format!("| {} | {:.0} | {:.0} | {:.0} |\n", s.backend, s.train_tokens_per_s, s.gen_tokens_per_s_b1, s.gen_tokens_per_s_batched);
     for s in &rows {

@@ -6,6 +6,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
 use super::config::LlamaConfig;
+use super::kernels::{self, LmBackend};
 use super::lora::Proj;
 use super::rope::{apply_rope, rope_tables};
 
@@ -69,7 +70,9 @@ impl<B: Backend> Attention<B> {
             theta: c.rope_theta,
         }
     }
+}
 
+impl<B: LmBackend> Attention<B> {
     /// Attends `x` (`[batch, len, hidden]`) causally to the cache and itself; updates the cache.
     pub fn forward(&self, x: Tensor<B, 3>, cache: &mut KvCache<B>) -> Tensor<B, 3> {
         self.forward_padded(x, cache, &[])
@@ -83,10 +86,14 @@ impl<B: Backend> Attention<B> {
         let device = x.device();
         let start = cache.len();
         let padded = pads.iter().any(|&p| p > 0);
-        let split = |y: Tensor<B, 3>, heads: usize| y.reshape([b, t, heads, self.head_dim]).swap_dims(1, 2);
+        // Whole unpadded sequences under autodiff (training) take the fused path, which wants
+        // the queries pre-scaled.
+        let fused = start == 0 && !padded && B::ad_enabled(&device);
+        let split = |y: Tensor<B, 3>, heads: usize| kernels::split_heads(y, heads);
         let starts: Vec<i64> = if padded { pads.iter().map(|&p| start as i64 - p as i64).collect() } else { vec![start as i64] };
         let (cos, sin) = rope_tables::<B>(&starts, t, self.head_dim, self.theta, &device);
-        let q = split(apply_rope(self.q_proj.forward(x.clone()), self.heads, cos.clone(), sin.clone()), self.heads);
+        let q = apply_rope(self.q_proj.forward(x.clone()), self.heads, cos.clone(), sin.clone());
+        let q = split(if fused { q * (1.0 / (self.head_dim as f64).sqrt()) } else { q }, self.heads);
         let k = split(apply_rope(self.k_proj.forward(x.clone()), self.kv_heads, cos, sin), self.kv_heads);
         let v = split(self.v_proj.forward(x), self.kv_heads);
         let k = match cache.keys.take() {
@@ -130,8 +137,21 @@ impl<B: Backend> Attention<B> {
                 (Some(mask), false)
             }
         };
-        let options = AttentionModuleOptions { scale: None, softcap: None, is_causal };
-        let out = attention(q, k, v, mask, None, options).swap_dims(1, 2).reshape([b, t, self.heads * self.head_dim]);
+        let out = if fused {
+            causal_attention(q, k, v)
+        } else {
+            attention(q, k, v, mask, None, AttentionModuleOptions { scale: None, softcap: None, is_causal })
+        };
+        let out = kernels::merge_heads(out);
         self.o_proj.forward(out)
     }
+}
+
+/// Causal attention over whole sequences (`[batch, heads, len, head_dim]` each, the queries
+/// already scaled by `1 / sqrt(head_dim)`) for backends that differentiate it: burn's autodiff
+/// decomposes its `attention` op into a dozen operations around a boolean mask expanded to every
+/// head; here the masked softmax is one fused operation with its own backward pass.
+fn causal_attention<B: LmBackend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>) -> Tensor<B, 4> {
+    let scores = q.matmul(k.swap_dims(2, 3));
+    kernels::causal_softmax(scores).matmul(v)
 }

@@ -12,7 +12,7 @@
 //! Code that is generic over the backend implements [`BackendVisitor`] and is handed the concrete
 //! type by [`visit`].
 
-use burn::tensor::backend::AutodiffBackend;
+use super::kernels::LmAutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 /// The CPU backend used by tests and CI: burn-flex, chosen on `--example lm_bench`'s numbers
@@ -121,7 +121,7 @@ pub trait BackendVisitor {
     /// What the visit returns.
     type Output;
     /// Runs with backend `B` on `device`; `name` describes it for reports.
-    fn visit<B: AutodiffBackend>(self, name: &str, device: B::Device) -> Self::Output;
+    fn visit<B: LmAutodiffBackend>(self, name: &str, device: B::Device) -> Self::Output;
 }
 
 /// Runs `visitor` with the backend `choice` names.
@@ -131,7 +131,10 @@ pub fn visit<V: BackendVisitor>(choice: BackendChoice, visitor: V) -> Result<V::
         Precision::F32 => Ok(()),
         p => Err(BackendError::Precision { backend: b, precision: p }),
     };
-    let _ = &visitor;
+    let _ = (&visitor, &not_compiled);
+    if matches!(choice.backend, BackendKind::Cpu | BackendKind::Ndarray | BackendKind::Flex) {
+        super::allocator::keep_freed_memory();
+    }
     match choice.backend {
         BackendKind::Cpu => {
             cpu_precision(BackendKind::Cpu)?;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
-use burn::tensor::backend::AutodiffBackend;
+use super::kernels::LmAutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use super::train::Trainer;
@@ -55,7 +55,7 @@ fn files(dir: &Path, step: usize) -> (PathBuf, PathBuf) {
 }
 
 /// Saves the trainer's state and `progress` into `dir`.
-pub fn save<B: AutodiffBackend>(dir: &Path, trainer: &Trainer<B>, progress: &TrainProgress) -> Result<(), String> {
+pub fn save<B: LmAutodiffBackend>(dir: &Path, trainer: &Trainer<B>, progress: &TrainProgress) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let (model, optim) = files(dir, progress.step);
     trainer.model().clone().save_file(&model, &recorder()).map_err(|e| format!("{}: {e}", model.display()))?;
@@ -77,7 +77,7 @@ pub fn save<B: AutodiffBackend>(dir: &Path, trainer: &Trainer<B>, progress: &Tra
 
 /// Restores the state saved in `dir` into `trainer` when it belongs to the run `fingerprint`;
 /// `Ok(None)` when there is none (or it belongs to another run, which is then discarded).
-pub fn restore<B: AutodiffBackend>(dir: &Path, fingerprint: u64, trainer: &mut Trainer<B>, device: &B::Device) -> Result<Option<TrainProgress>, String> {
+pub fn restore<B: LmAutodiffBackend>(dir: &Path, fingerprint: u64, trainer: &mut Trainer<B>, device: &B::Device) -> Result<Option<TrainProgress>, String> {
     let path = dir.join("progress.json");
     let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
     let progress: TrainProgress = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -16,6 +16,7 @@ use burn::tensor::activation::log_softmax;
 use rand::Rng;
 
 use super::attention::KvCache;
+use super::kernels::LmBackend;
 use super::llama::Llama;
 
 /// One sequence to decode.
@@ -56,7 +57,7 @@ pub struct DecodeSettings {
 }
 
 /// Decodes every row; the result is in row order.
-pub fn decode<B: Backend, R: Rng>(model: &Llama<B>, rows: Vec<DecodeRow<R>>, s: DecodeSettings, device: &B::Device) -> Vec<Decoded> {
+pub fn decode<B: LmBackend, R: Rng>(model: &Llama<B>, rows: Vec<DecodeRow<R>>, s: DecodeSettings, device: &B::Device) -> Vec<Decoded> {
     let n = rows.len();
     let pad_to = s.pad_to.max(1);
     let bucket = |r: &DecodeRow<R>| r.prompt.len().max(1).div_ceil(pad_to) * pad_to;
@@ -81,7 +82,7 @@ struct Live<R> {
     pad: usize,
 }
 
-fn decode_group<B: Backend, R: Rng>(model: &Llama<B>, rows: Vec<DecodeRow<R>>, len: usize, s: DecodeSettings, device: &B::Device) -> Vec<Decoded> {
+fn decode_group<B: LmBackend, R: Rng>(model: &Llama<B>, rows: Vec<DecodeRow<R>>, len: usize, s: DecodeSettings, device: &B::Device) -> Vec<Decoded> {
     let n = rows.len();
     let mut ids = Vec::with_capacity(n * len);
     let mut live: Vec<(usize, Live<R>)> = Vec::with_capacity(n);

@@ -4,10 +4,10 @@
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::module::Param;
 use burn::prelude::*;
-use burn::tensor::activation::silu;
 
 use super::attention::{Attention, KvCache};
 use super::config::LlamaConfig;
+use super::kernels::{self, LmBackend};
 use super::lora::Proj;
 
 /// The SwiGLU feed-forward layer: `down(silu(gate(x)) * up(x))`.
@@ -30,9 +30,11 @@ impl<B: Backend> Mlp<B> {
             down_proj: lin(c.intermediate_size, c.hidden_size),
         }
     }
+}
 
+impl<B: LmBackend> Mlp<B> {
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.down_proj.forward(silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x))
+        self.down_proj.forward(kernels::swiglu(self.gate_proj.forward(x.clone()), self.up_proj.forward(x)))
     }
 }
 
@@ -102,7 +104,9 @@ impl<B: Backend> Llama<B> {
     pub fn new_cache(&self) -> Vec<KvCache<B>> {
         self.layers.iter().map(|_| KvCache::default()).collect()
     }
+}
 
+impl<B: LmBackend> Llama<B> {
     /// Logits `[batch, len, vocab]` for `tokens` `[batch, len]`, continuing from `cache` (which
     /// is extended).
     pub fn forward(&self, tokens: Tensor<B, 2, Int>, cache: &mut [KvCache<B>]) -> Tensor<B, 3> {
@@ -114,10 +118,10 @@ impl<B: Backend> Llama<B> {
     pub fn forward_padded(&self, tokens: Tensor<B, 2, Int>, cache: &mut [KvCache<B>], pads: &[usize]) -> Tensor<B, 3> {
         let mut h = self.embed_tokens.forward(tokens);
         for (block, c) in self.layers.iter().zip(cache.iter_mut()) {
-            h = h.clone() + block.self_attn.forward_padded(block.input_layernorm.forward(h), c, pads);
-            h = h.clone() + block.mlp.forward(block.post_attention_layernorm.forward(h));
+            h = h.clone() + block.self_attn.forward_padded(rms_norm(&block.input_layernorm, h), c, pads);
+            h = h.clone() + block.mlp.forward(rms_norm(&block.post_attention_layernorm, h));
         }
-        let h = self.norm.forward(h);
+        let h = rms_norm(&self.norm, h);
         match &self.lm_head {
             Some(head) => head.forward(h),
             None => {
@@ -134,4 +138,9 @@ impl<B: Backend> Llama<B> {
         let mut cache = self.new_cache();
         self.forward(tokens, &mut cache)
     }
+}
+
+/// `norm` applied to `x` with the fused kernel (burn's `RmsNorm::forward` computes the same).
+fn rms_norm<B: LmBackend, const D: usize>(norm: &RmsNorm<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    kernels::rms_norm(x, norm.gamma.val(), norm.epsilon)
 }

@@ -5,11 +5,13 @@
 //! Backends: the model is generic over burn's `Backend`; [`backend`] picks one at run time from
 //! those compiled in (CPU by default; `cuda` and `wgpu` are cargo features).
 
+pub mod allocator;
 mod attention;
 pub mod checkpoint;
 pub mod backend;
 mod config;
 mod init;
+pub mod kernels;
 pub mod decode;
 mod llama;
 mod lora;
@@ -34,4 +36,5 @@ pub use train::{learning_rate, Batch, OptimRecord, TrainSettings, Trainer};
 pub use weights::{load_safetensors, save_safetensors, WeightsError};
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 pub use backend::{Cpu, CpuTrain};
+pub use kernels::{LmAutodiffBackend, LmBackend};
 pub use backend::{BackendChoice, BackendError, BackendKind, BackendVisitor, Precision};

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
-use burn::tensor::backend::AutodiffBackend;
+use super::kernels::LmAutodiffBackend;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
@@ -129,7 +129,7 @@ pub fn lm_policy(settings: LmSettings) -> Result<Box<dyn Policy>, super::Backend
     struct Build(LmSettings);
     impl BackendVisitor for Build {
         type Output = Box<dyn Policy>;
-        fn visit<B: AutodiffBackend>(self, name: &str, device: B::Device) -> Box<dyn Policy> {
+        fn visit<B: LmAutodiffBackend>(self, name: &str, device: B::Device) -> Box<dyn Policy> {
             tracing::debug!(backend = name, "language-model policy");
             Box::new(LmPolicy::<B>::new(self.0, device))
         }
@@ -137,7 +137,7 @@ pub fn lm_policy(settings: LmSettings) -> Result<Box<dyn Policy>, super::Backend
     super::backend::visit(settings.backend_choice(), Build(settings))
 }
 
-struct State<B: AutodiffBackend> {
+struct State<B: LmAutodiffBackend> {
     tok: Tok,
     config: LlamaConfig,
     model: Llama<B>,
@@ -145,13 +145,13 @@ struct State<B: AutodiffBackend> {
 }
 
 /// A Llama policy on backend `B` (e.g. [`super::CpuTrain`]).
-pub struct LmPolicy<B: AutodiffBackend> {
+pub struct LmPolicy<B: LmAutodiffBackend> {
     settings: LmSettings,
     device: B::Device,
     state: Mutex<Option<State<B>>>,
 }
 
-impl<B: AutodiffBackend> std::fmt::Debug for LmPolicy<B> {
+impl<B: LmAutodiffBackend> std::fmt::Debug for LmPolicy<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LmPolicy").field("settings", &self.settings).finish_non_exhaustive()
     }
@@ -161,7 +161,7 @@ fn other(e: impl std::fmt::Display) -> PolicyError {
     PolicyError::Other(e.to_string())
 }
 
-impl<B: AutodiffBackend> LmPolicy<B> {
+impl<B: LmAutodiffBackend> LmPolicy<B> {
     /// A policy with no weights yet: the first `train` builds the tokenizer and the model (or
     /// `settings.init` is loaded then).
     pub fn new(settings: LmSettings, device: B::Device) -> Self {
@@ -326,7 +326,7 @@ impl<B: AutodiffBackend> LmPolicy<B> {
     }
 }
 
-impl<B: AutodiffBackend> Policy for LmPolicy<B> {
+impl<B: LmAutodiffBackend> Policy for LmPolicy<B> {
     fn name(&self) -> String {
         "llama".into()
     }

@@ -6,7 +6,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::module::Module;
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
+use super::kernels::LmAutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use super::llama::Llama;
@@ -96,7 +96,7 @@ fn adamw(s: &TrainSettings) -> AdamWConfig {
 pub type OptimRecord<B> = <OptimizerAdaptor<AdamW, Llama<B>, B> as Optimizer<Llama<B>, B>>::Record;
 
 /// A model with its optimizer state and schedule position.
-pub struct Trainer<B: AutodiffBackend> {
+pub struct Trainer<B: LmAutodiffBackend> {
     model: Option<Llama<B>>,
     optim: OptimizerAdaptor<AdamW, Llama<B>, B>,
     accum: GradientsAccumulator<Llama<B>>,
@@ -107,13 +107,13 @@ pub struct Trainer<B: AutodiffBackend> {
     pub settings: TrainSettings,
 }
 
-impl<B: AutodiffBackend> std::fmt::Debug for Trainer<B> {
+impl<B: LmAutodiffBackend> std::fmt::Debug for Trainer<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trainer").field("step", &self.step).field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
-impl<B: AutodiffBackend> Trainer<B> {
+impl<B: LmAutodiffBackend> Trainer<B> {
     /// Starts training `model`.
     pub fn new(model: Llama<B>, settings: TrainSettings) -> Self {
         let optim = adamw(&settings).init::<B, Llama<B>>();

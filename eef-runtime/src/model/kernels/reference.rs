@@ -1,0 +1,126 @@
+//! The fused operations composed of burn tensor operations: the default of every backend, and
+//! what the fused kernels are tested against.
+
+use burn::prelude::*;
+use burn::tensor::ops::{FloatTensor, IntTensor};
+use burn::tensor::{activation, DType, TensorPrimitive};
+
+/// `p` as a `[rows, last]` matrix, with its original shape.
+fn rows<B: Backend>(p: FloatTensor<B>) -> (Tensor<B, 2>, Vec<usize>) {
+    let shape = burn::tensor::TensorMetadata::shape(&p).to_vec();
+    let last = *shape.last().unwrap_or(&1);
+    let n = shape.iter().product::<usize>() / last.max(1);
+    let m = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(B::float_reshape(p, Shape::new([n, last]))));
+    (m, shape)
+}
+
+/// A `[rows, last]` matrix back in `shape`.
+fn unrows<B: Backend>(m: Tensor<B, 2>, shape: &[usize]) -> FloatTensor<B> {
+    B::float_reshape(m.into_primitive().tensor(), Shape::from(shape.to_vec()))
+}
+
+/// `silu(gate) * up`.
+pub fn swiglu<B: Backend>(gate: FloatTensor<B>, up: FloatTensor<B>) -> FloatTensor<B> {
+    let (g, shape) = rows::<B>(gate);
+    let (u, _) = rows::<B>(up);
+    unrows(activation::silu(g) * u, &shape)
+}
+
+/// The gradients of [`swiglu`]: `grad * up * silu'(gate)` and `grad * silu(gate)`, where
+/// `silu'(g) = σ(g) (1 + g (1 - σ(g)))`.
+pub fn swiglu_backward<B: Backend>(gate: FloatTensor<B>, up: FloatTensor<B>, grad: FloatTensor<B>) -> [FloatTensor<B>; 2] {
+    let (g, shape) = rows::<B>(gate);
+    let (u, _) = rows::<B>(up);
+    let (dy, _) = rows::<B>(grad);
+    let s = activation::sigmoid(g.clone());
+    let du = dy.clone() * g.clone() * s.clone();
+    let dsilu = s.clone() * (g * (s.neg() + 1.0) + 1.0);
+    let dg = dy * u * dsilu;
+    [unrows(dg, &shape), unrows(du, &shape)]
+}
+
+/// `[n, len, len]` view of attention scores.
+fn squares<B: Backend>(p: FloatTensor<B>) -> (Tensor<B, 3>, Vec<usize>) {
+    let (m, shape) = rows::<B>(p);
+    let [r, t] = m.dims();
+    (m.reshape([r / t.max(1), t, t]), shape)
+}
+
+/// Softmax over the last dimension with keys after the query masked out.
+pub fn causal_softmax<B: Backend>(scores: FloatTensor<B>) -> FloatTensor<B> {
+    let (s, shape) = squares::<B>(scores);
+    let [n, t, _] = s.dims();
+    let mask = Tensor::<B, 2, Bool>::tril_mask([t, t], 0, &s.device()).unsqueeze::<3>().expand([n, t, t]);
+    let p = activation::softmax(s.mask_fill(mask, f32::NEG_INFINITY), 2);
+    unrows(p.reshape([n * t, t]), &shape)
+}
+
+/// The gradient of [`causal_softmax`]: `p * (grad - Σ p grad)` per row.
+pub fn causal_softmax_backward<B: Backend>(probs: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+    let (p, shape) = rows::<B>(probs);
+    let (g, _) = rows::<B>(grad);
+    let dot = (p.clone() * g.clone()).sum_dim(1);
+    unrows(p * (g - dot), &shape)
+}
+
+/// `[batch, len, heads * head_dim]` to `[batch, heads, len, head_dim]`.
+pub fn split_heads<B: Backend>(x: FloatTensor<B>, heads: usize) -> FloatTensor<B> {
+    let x = Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(x));
+    let [b, t, w] = x.dims();
+    x.reshape([b, t, heads, w / heads]).swap_dims(1, 2).into_primitive().tensor()
+}
+
+/// `[batch, heads, len, head_dim]` to `[batch, len, heads * head_dim]`.
+pub fn merge_heads<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    let x = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(x));
+    let [b, h, t, d] = x.dims();
+    x.swap_dims(1, 2).reshape([b, t, h * d]).into_primitive().tensor()
+}
+
+/// `-log_softmax(logits)[target]` per row of `[rows, vocab]` logits, computed in f32 (as
+/// Hugging Face upcasts logits for the loss) and returned in the logits' type.
+pub fn cross_entropy<B: Backend>(logits: FloatTensor<B>, targets: IntTensor<B>) -> FloatTensor<B> {
+    let logits = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(logits));
+    let targets = Tensor::<B, 1, Int>::from_primitive(targets);
+    let (n, dtype) = (logits.dims()[0], logits.dtype());
+    let nll = activation::log_softmax(logits.cast(DType::F32), 1).gather(1, targets.reshape([n, 1])).reshape([n]).neg();
+    nll.cast(dtype).into_primitive().tensor()
+}
+
+/// The gradient of [`cross_entropy`]: `(softmax(row) - onehot(target)) * grad[row]`.
+pub fn cross_entropy_backward<B: Backend>(logits: FloatTensor<B>, targets: IntTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+    let logits = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(logits));
+    let targets = Tensor::<B, 1, Int>::from_primitive(targets);
+    let grad = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(grad));
+    let ([n, v], dtype) = (logits.dims(), logits.dtype());
+    let onehot = targets.one_hot::<2>(v).float().cast(DType::F32);
+    let d = (activation::softmax(logits.cast(DType::F32), 1) - onehot) * grad.cast(DType::F32).reshape([n, 1]);
+    d.cast(dtype).into_primitive().tensor()
+}
+
+/// `x / sqrt(mean(x²) + eps) * gamma`, the statistics in f32 (as burn's `RmsNorm`).
+pub fn rms_norm<B: Backend>(x: FloatTensor<B>, gamma: FloatTensor<B>, eps: f64) -> FloatTensor<B> {
+    let (x, shape) = rows::<B>(x);
+    let gamma = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(gamma));
+    let dtype = x.dtype();
+    let inv = (x.clone().cast(DType::F32).square().mean_dim(1) + eps).sqrt().recip().cast(dtype);
+    unrows(x * inv * gamma.unsqueeze::<2>(), &shape)
+}
+
+/// The gradients of [`rms_norm`]: with `r = 1 / sqrt(mean(x²) + eps)` and `h = grad * gamma`,
+/// `dx = r h - x r³ mean(h x)` and `dgamma = Σ_rows grad x r`, computed in f32 and returned in
+/// the input's type.
+pub fn rms_norm_backward<B: Backend>(x: FloatTensor<B>, gamma: FloatTensor<B>, eps: f64, grad: FloatTensor<B>) -> [FloatTensor<B>; 2] {
+    let (x, shape) = rows::<B>(x);
+    let (dy, _) = rows::<B>(grad);
+    let gamma = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(gamma));
+    let (dtype, gamma_dtype) = (x.dtype(), gamma.dtype());
+    let (x, dy, gamma) = (x.cast(DType::F32), dy.cast(DType::F32), gamma.cast(DType::F32));
+    let [_, d] = x.dims();
+    let r = (x.clone().square().mean_dim(1) + eps).sqrt().recip();
+    let h = dy.clone() * gamma.unsqueeze::<2>();
+    let dot = (h.clone() * x.clone()).sum_dim(1) / d as f64;
+    let dx = h * r.clone() - x.clone() * (r.clone() * r.clone() * r.clone() * dot);
+    let dgamma = (dy * x * r).sum_dim(0).reshape([d]);
+    [unrows(dx.cast(dtype), &shape), dgamma.cast(gamma_dtype).into_primitive().tensor()]
+}
