@@ -70,9 +70,9 @@ fn cached_decoding_equals_the_full_forward_and_is_causal() {
 #[test]
 fn the_training_forward_with_fused_kernels_equals_the_inference_forward() {
     use burn::module::AutodiffModule;
-    // Training (autodiff) takes the fused causal-attention path; inference takes burn's
-    // attention op with the key-value cache. Same weights, same logits. Grouped-query attention
-    // (4 heads, 2 key-value heads) included.
+    // Under autodiff each fused kernel is a graph node whose forward calls the inner backend's
+    // kernel; without it the kernel runs directly. Same weights, same logits. Grouped-query
+    // attention (4 heads, 2 key-value heads) included.
     let trained = Llama::<CpuTrain>::seeded(&small(false), 7, &Default::default());
     let seq = [3i64, 17, 5, 9, 60, 2, 44, 8, 31, 12, 50];
     let batch = Tensor::<CpuTrain, 2, Int>::from_data(TensorData::new(seq.to_vec(), [1, seq.len()]), &Default::default());

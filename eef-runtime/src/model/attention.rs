@@ -86,9 +86,9 @@ impl<B: LmBackend> Attention<B> {
         let device = x.device();
         let start = cache.len();
         let padded = pads.iter().any(|&p| p > 0);
-        // Whole unpadded sequences under autodiff (training) take the fused path, which wants
-        // the queries pre-scaled.
-        let fused = start == 0 && !padded && B::ad_enabled(&device);
+        // Several new tokens (training, a prompt) take the fused path, which wants the queries
+        // pre-scaled; one new token (decoding) takes burn's attention op.
+        let fused = t > 1;
         let split = |y: Tensor<B, 3>, heads: usize| kernels::split_heads(y, heads);
         let starts: Vec<i64> = if padded { pads.iter().map(|&p| start as i64 - p as i64).collect() } else { vec![start as i64] };
         let (cos, sin) = rope_tables::<B>(&starts, t, self.head_dim, self.theta, &device);
@@ -116,42 +116,21 @@ impl<B: LmBackend> Attention<B> {
             }
         };
         let (k, v) = (expand(k), expand(v));
-        // Query i (absolute position start + i) may not see keys after it, nor its row's padding:
-        // burn's causal flag when the queries are the whole unpadded sequence, an explicit mask
-        // otherwise (one new unpadded token sees everything, so needs none).
-        let (mask, is_causal) = match (start, t, padded) {
-            (0, _, false) => (None, true),
-            (_, 1, false) => (None, false),
-            _ => {
-                let rows = if padded { b } else { 1 };
-                let mask: Vec<bool> = (0..rows)
-                    .flat_map(|r| {
-                        let pad = pads.get(r).copied().unwrap_or(0);
-                        // Real queries skip the padding; padding queries see the padding before
-                        // them (their outputs are never used, but a fully masked row would make
-                        // NaNs that later layers could multiply by zero weights).
-                        (0..t).flat_map(move |i| (0..s).map(move |j| j > start + i || (j < pad && start + i >= pad)))
-                    })
-                    .collect();
-                let mask = Tensor::<B, 3, Bool>::from_data(TensorData::new(mask, [rows, t, s]), &device).reshape([rows, 1, t, s]).expand([b, self.heads, t, s]);
-                (Some(mask), false)
-            }
-        };
         let out = if fused {
-            causal_attention(q, k, v)
+            // Query i (absolute position start + i) sees the keys up to it, minus its row's
+            // padding.
+            let scores = q.matmul(k.swap_dims(2, 3));
+            let probs = if start == 0 && !padded { kernels::causal_softmax(scores) } else { kernels::padded_causal_softmax(scores, start, pads) };
+            probs.matmul(v)
         } else {
-            attention(q, k, v, mask, None, AttentionModuleOptions { scale: None, softcap: None, is_causal })
+            // One new token sees every cached key except its row's padding.
+            let mask = padded.then(|| {
+                let hidden: Vec<bool> = (0..b).flat_map(|r| (0..s).map(move |j| j < pads[r])).collect();
+                Tensor::<B, 3, Bool>::from_data(TensorData::new(hidden, [b, 1, s]), &device).reshape([b, 1, 1, s]).expand([b, self.heads, 1, s])
+            });
+            attention(q, k, v, mask, None, AttentionModuleOptions { scale: None, softcap: None, is_causal: false })
         };
         let out = kernels::merge_heads(out);
         self.o_proj.forward(out)
     }
-}
-
-/// Causal attention over whole sequences (`[batch, heads, len, head_dim]` each, the queries
-/// already scaled by `1 / sqrt(head_dim)`) for backends that differentiate it: burn's autodiff
-/// decomposes its `attention` op into a dozen operations around a boolean mask expanded to every
-/// head; here the masked softmax is one fused operation with its own backward pass.
-fn causal_attention<B: LmBackend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>) -> Tensor<B, 4> {
-    let scores = q.matmul(k.swap_dims(2, 3));
-    kernels::causal_softmax(scores).matmul(v)
 }

@@ -4,6 +4,8 @@
 
 use burn::prelude::*;
 
+use super::kernels::{self, LmBackend};
+
 /// `(cos, sin)` of shape `[rows, len, head_dim]`: row `r` holds positions
 /// `starts[r]..starts[r] + len` (negative positions, which only left padding has, get 0).
 pub fn rope_tables<B: Backend>(starts: &[i64], len: usize, head_dim: usize, theta: f64, device: &B::Device) -> (Tensor<B, 3>, Tensor<B, 3>) {
@@ -27,31 +29,8 @@ pub fn rope_tables<B: Backend>(starts: &[i64], len: usize, head_dim: usize, thet
 
 /// Applies the rotation to `x` of shape `[batch, len, heads * head_dim]` (the projection's
 /// output, before it is split into heads); `cos` and `sin` are [`rope_tables`]' tables with one
-/// row (shared by the batch) or one per sequence.
-///
-/// Laid out for the CPU backends: `rotate_half(x)` is `x @ R` with a signed permutation `R`
-/// (one matrix product instead of slicing, negating and concatenating), and the tables are tiled
-/// over heads and broadcast over rows of a `[batch, len * heads * head_dim]` view, which burn's
-/// CPU backends do several times faster than broadcasting over leading dimensions.
-pub fn apply_rope<B: Backend>(x: Tensor<B, 3>, heads: usize, cos: Tensor<B, 3>, sin: Tensor<B, 3>) -> Tensor<B, 3> {
-    let [b, t, w] = x.dims();
-    let d = w / heads;
-    let tile = |table: Tensor<B, 3>| {
-        let rows = table.dims()[0];
-        table.reshape([rows, t, 1, d]).repeat_dim(2, heads).reshape([rows, t * w])
-    };
-    let rotated = x.clone().reshape([b * t * heads, d]).matmul(rotate_half_matrix::<B>(d, &x.device())).reshape([b, t * w]);
-    (x.reshape([b, t * w]) * tile(cos) + rotated * tile(sin)).reshape([b, t, w])
-}
-
-/// `R` with `x @ R = cat(-x[half..], x[..half])`.
-fn rotate_half_matrix<B: Backend>(d: usize, device: &B::Device) -> Tensor<B, 2> {
-    let half = d / 2;
-    let mut r = vec![0.0f32; d * d];
-    for j in 0..half {
-        // Output column j takes -x[j + half]; output column j + half takes x[j].
-        r[(j + half) * d + j] = -1.0;
-        r[j * d + j + half] = 1.0;
-    }
-    Tensor::from_data(TensorData::new(r, [d, d]), device)
+/// row (shared by the batch) or one per sequence. One fused operation
+/// ([`LmBackend::rope`](super::kernels::LmBackend::rope)); the tables carry no gradient.
+pub fn apply_rope<B: LmBackend>(x: Tensor<B, 3>, heads: usize, cos: Tensor<B, 3>, sin: Tensor<B, 3>) -> Tensor<B, 3> {
+    kernels::rope(x, heads, cos, sin)
 }

@@ -2,7 +2,9 @@
 //! trained from scratch, a byte-level BPE trained on the experiment's own text and saved next to
 //! the checkpoint.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
 use tokenizers::normalizers::NFC;
@@ -12,10 +14,19 @@ use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWra
 /// The chat template's special tokens (also reserved when a BPE is trained).
 pub const SPECIAL_TOKENS: [&str; 5] = ["<pad>", "<bos>", "<|user|>", "<|assistant|>", "<|end|>"];
 
+/// Texts remembered by [`Tok::encode`] before the memo starts over.
+const MEMO_LIMIT: usize = 200_000;
+
 /// A tokenizer and the ids of the template's special tokens.
+///
+/// [`Tok::encode`] remembers what it encoded (shared by clones): an agent's prompt repeats the
+/// whole dialogue at every step, and environments such as ScienceWorld offer about a thousand
+/// valid actions per state, mostly the same ones, so without the memo the tokenizer's regular
+/// expressions and normalisation took about a fifth of a ScienceWorld run.
 #[derive(Clone)]
 pub struct Tok {
     inner: tokenizers::Tokenizer,
+    memo: Arc<Mutex<HashMap<String, Vec<u32>>>>,
     /// Padding.
     pub pad: u32,
     /// Start of a dialogue.
@@ -42,7 +53,7 @@ impl Tok {
     fn wrap(mut inner: tokenizers::Tokenizer) -> Result<Self, String> {
         inner.add_special_tokens(&SPECIAL_TOKENS.map(|s| AddedToken::from(s, true)));
         let id = |s: &str| inner.token_to_id(s).ok_or_else(|| format!("the tokenizer has no {s} token"));
-        Ok(Tok { pad: id("<pad>")?, bos: id("<bos>")?, user: id("<|user|>")?, assistant: id("<|assistant|>")?, end: id("<|end|>")?, inner })
+        Ok(Tok { pad: id("<pad>")?, bos: id("<bos>")?, user: id("<|user|>")?, assistant: id("<|assistant|>")?, end: id("<|end|>")?, inner, memo: Arc::default() })
     }
 
     /// Loads a Hugging Face `tokenizer.json` (the template's special tokens are added if missing).
@@ -83,7 +94,17 @@ impl Tok {
 
     /// Token ids of `text` (no special tokens added).
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        self.inner.encode(text, false).map(|e| e.get_ids().to_vec()).unwrap_or_default()
+        if let Some(ids) = self.memo.lock().ok().and_then(|m| m.get(text).cloned()) {
+            return ids;
+        }
+        let ids = self.inner.encode(text, false).map(|e| e.get_ids().to_vec()).unwrap_or_default();
+        if let Ok(mut m) = self.memo.lock() {
+            if m.len() >= MEMO_LIMIT {
+                m.clear();
+            }
+            m.insert(text.to_owned(), ids.clone());
+        }
+        ids
     }
 
     /// Text of `ids`, special tokens skipped.

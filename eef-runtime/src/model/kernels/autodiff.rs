@@ -85,6 +85,19 @@ impl<B: LmBackend> Backward<B, 1> for MergeHeads {
 }
 
 #[derive(Debug)]
+struct Rope;
+
+impl<B: LmBackend> Backward<B, 1> for Rope {
+    type State = (usize, FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (heads, cos, sin) = ops.state;
+        register!(B, ops.parents, [B::rope_backward(grad, heads, cos, sin)], grads);
+    }
+}
+
+#[derive(Debug)]
 struct CrossEntropy;
 
 impl<B: LmBackend> Backward<B, 1> for CrossEntropy {
@@ -102,6 +115,15 @@ impl<B: LmBackend, C: CheckpointStrategy> LmBackend for Autodiff<B, C> {
         let out = B::cross_entropy(logits.primitive.clone(), targets.clone());
         match CrossEntropy.prepare::<C>([logits.node.clone()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish((logits.primitive, targets), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn rope(x: FloatTensor<Self>, heads: usize, cos: FloatTensor<Self>, sin: FloatTensor<Self>) -> FloatTensor<Self> {
+        // The tables are constants: only `x` is a parent.
+        let out = B::rope(x.primitive, heads, cos.primitive.clone(), sin.primitive.clone());
+        match Rope.prepare::<C>([x.node.clone()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((heads, cos.primitive, sin.primitive), out),
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }

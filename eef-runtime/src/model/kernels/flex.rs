@@ -114,15 +114,24 @@ impl LmBackend for Flex {
         let mut out = vec![0.0f32; shape.num_elements()];
         for_chunks(&mut out, t, |r, p| {
             let seen = r % t + 1;
-            let s = &piece(s, r, t, t)[..seen];
-            let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0f32;
-            for (p, &s) in p[..seen].iter_mut().zip(s) {
-                *p = (s - max).exp();
-                sum += *p;
-            }
-            let inv = 1.0 / sum;
-            p[..seen].iter_mut().for_each(|p| *p *= inv);
+            softmax_window(&piece(s, r, t, t)[..seen], &mut p[..seen]);
+        });
+        tensor(out, shape)
+    }
+
+    fn padded_causal_softmax(scores: FlexTensor, start: usize, pads: &[usize]) -> FlexTensor {
+        let shape = scores.shape();
+        let &[b, h, t, s] = shape.as_slice() else { return reference::padded_causal_softmax::<Flex>(scores, start, pads) };
+        let fits = s == start + t && t > 0 && (pads.is_empty() || pads.len() == b);
+        let Some(x) = f32_contiguous(&scores).filter(|_| fits) else {
+            return reference::padded_causal_softmax::<Flex>(scores, start, pads);
+        };
+        let x = slice(&x);
+        let mut out = vec![0.0f32; shape.num_elements()];
+        for_chunks(&mut out, s, |r, p| {
+            let pad = pads.get(r / (h * t)).copied().unwrap_or(0);
+            let (lo, hi) = super::visible_keys(start, r % t, pad);
+            softmax_window(&piece(x, r, s, s)[lo..=hi], &mut p[lo..=hi]);
         });
         tensor(out, shape)
     }
@@ -143,6 +152,14 @@ impl LmBackend for Flex {
             }
         });
         tensor(out, shape)
+    }
+
+    fn rope(x: FlexTensor, heads: usize, cos: FlexTensor, sin: FlexTensor) -> FlexTensor {
+        rotate(&x, heads, &cos, &sin, false).unwrap_or_else(|| reference::rope::<Flex>(x, heads, cos, sin))
+    }
+
+    fn rope_backward(grad: FlexTensor, heads: usize, cos: FlexTensor, sin: FlexTensor) -> FlexTensor {
+        rotate(&grad, heads, &cos, &sin, true).unwrap_or_else(|| reference::rope_backward::<Flex>(grad, heads, cos, sin))
     }
 
     fn split_heads(x: FlexTensor, heads: usize) -> FlexTensor {
@@ -292,6 +309,50 @@ impl LmBackend for Flex {
     }
 }
 
+/// Softmax of `scores` into `probs` (the visible keys of one query).
+fn softmax_window(scores: &[f32], probs: &mut [f32]) {
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for (p, &s) in probs.iter_mut().zip(scores) {
+        *p = (s - max).exp();
+        sum += *p;
+    }
+    let inv = 1.0 / sum;
+    probs.iter_mut().for_each(|p| *p *= inv);
+}
+
+/// Rotary embeddings of `x` (`[batch, len, heads * head_dim]`) by the tables (`[rows, len,
+/// head_dim]`, rows 1 or `batch`), or by the opposite angle when `inverse` (the backward pass);
+/// `None` when the kernel does not apply.
+fn rotate(x: &FlexTensor, heads: usize, cos: &FlexTensor, sin: &FlexTensor, inverse: bool) -> Option<FlexTensor> {
+    let shape = x.shape();
+    let (&[b, t, w], &[rows, tt, d]) = (shape.as_slice(), cos.shape().as_slice()) else { return None };
+    let fits = heads > 0 && d * heads == w && d % 2 == 0 && tt == t && (rows == 1 || rows == b) && sin.shape() == cos.shape();
+    let (xs, cs, ss) = (f32_contiguous(x).filter(|_| fits)?, f32_contiguous(cos)?, f32_contiguous(sin)?);
+    let (xs, cs, ss, half) = (slice(&xs), slice(&cs), slice(&ss), d / 2);
+    let mut out = vec![0.0f32; b * t * w];
+    // One piece per (batch, position) row; its table row is shared by the heads.
+    for_chunks(&mut out, w, |row, o| {
+        let table = if rows == 1 { row % t } else { row };
+        let (c, s) = (piece(cs, table, d, d), piece(ss, table, d, d));
+        let x = piece(xs, row, w, w);
+        for (o, x) in o.chunks_mut(d).zip(x.chunks(d)) {
+            for j in 0..half {
+                let (lo, hi) = (j, j + half);
+                if inverse {
+                    // g c + (g s) Rᵀ: the rotation by the opposite angle.
+                    o[lo] = x[lo] * c[lo] + x[hi] * s[hi];
+                    o[hi] = x[hi] * c[hi] - x[lo] * s[lo];
+                } else {
+                    o[lo] = x[lo] * c[lo] - x[hi] * s[lo];
+                    o[hi] = x[hi] * c[hi] + x[lo] * s[hi];
+                }
+            }
+        }
+    });
+    Some(tensor(out, shape))
+}
+
 /// `(rows, columns)` of a matrix shape.
 fn matrix(shape: &Shape) -> Option<(usize, usize)> {
     match shape.as_slice() {
@@ -335,16 +396,23 @@ mod tests {
 
     use burn::backend::Autodiff;
     use burn::prelude::*;
-    use burn::tensor::{Distribution, TensorPrimitive};
+    use burn::tensor::TensorPrimitive;
 
     use super::super::{reference, LmBackend};
     use burn_flex::Flex;
 
     type A = Autodiff<Flex>;
 
+    /// Normal noise from this test's own generator (burn's is global, shared by tests running
+    /// in parallel).
     fn random<B: Backend, const D: usize>(shape: [usize; D], seed: u64) -> Tensor<B, D> {
-        B::seed(&Default::default(), seed);
-        Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
+        use rand::SeedableRng;
+        use rand_distr::Distribution as _;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let normal = rand_distr::StandardNormal;
+        let n = shape.iter().product();
+        let values: Vec<f32> = (0..n).map(|_| normal.sample(&mut rng)).collect();
+        Tensor::from_data(TensorData::new(values, shape), &Default::default())
     }
 
     fn close<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>, what: &str) {
@@ -417,6 +485,33 @@ mod tests {
             check_grads(vec![x], |x| t::<A, 4>(<A as LmBackend>::split_heads(p(x[0].clone()), h)), |x| t::<A, 4>(reference::split_heads::<A>(p(x[0].clone()), h)), "split heads");
             let y = random::<A, 4>([b, h, tl, d], 7);
             check_grads(vec![y], |x| t::<A, 3>(<A as LmBackend>::merge_heads(p(x[0].clone()))), |x| t::<A, 3>(reference::merge_heads::<A>(p(x[0].clone()))), "merge heads");
+        }
+    }
+
+    #[test]
+    fn padded_causal_softmax_matches_reference() {
+        for (b, h, t, start, pads) in [(2, 2, 4, 0, vec![0, 2]), (3, 4, 5, 6, vec![1, 0, 9]), (2, 2, 1, 7, vec![]), (4, 4, 64, 0, vec![])] {
+            let scores = random::<Flex, 4>([b, h, t, start + t], 11);
+            let got = t4(<Flex as LmBackend>::padded_causal_softmax(p(scores.clone()), start, &pads));
+            let expected = t4(reference::padded_causal_softmax::<Flex>(p(scores), start, &pads));
+            close(got, expected, &format!("padded causal softmax {b}x{h}x{t}, start {start}, pads {pads:?}"));
+        }
+    }
+
+    fn t4(p: burn::tensor::ops::FloatTensor<Flex>) -> Tensor<Flex, 4> {
+        t(p)
+    }
+
+    #[test]
+    fn rope_matches_reference() {
+        use crate::model::rope_tables;
+        for (b, tl, h, d, per_row) in [(1, 1, 2, 4, false), (3, 5, 2, 8, true), (8, 128, 4, 32, false)] {
+            let x = random::<A, 3>([b, tl, h * d], 10);
+            let starts: Vec<i64> = if per_row { (0..b as i64).map(|r| 3 * r - 2).collect() } else { vec![7] };
+            let (cos, sin) = rope_tables::<A>(&starts, tl, d, 10_000.0, &Default::default());
+            let fused = |x: &[Tensor<A, 3>]| t::<A, 3>(<A as LmBackend>::rope(p(x[0].clone()), h, p(cos.clone()), p(sin.clone())));
+            let composed = |x: &[Tensor<A, 3>]| t::<A, 3>(reference::rope::<A>(p(x[0].clone()), h, p(cos.clone()), p(sin.clone())));
+            check_grads(vec![x], fused, composed, "rope");
         }
     }
 

@@ -1,5 +1,6 @@
-//! The model's fused operations: SwiGLU, causal softmax, RMSNorm, the split into attention heads
-//! (and back) and the cross-entropy of the next token, each with its backward pass.
+//! The model's fused operations: SwiGLU, causal softmax, RMSNorm, rotary embeddings, the split
+//! into attention heads (and back) and the cross-entropy of the next token, each with its
+//! backward pass.
 //!
 //! burn's autodiff differentiates these as chains of small element-wise operations, each a full
 //! pass over memory with its own output buffer and its own node in the graph; on the CPU that
@@ -50,6 +51,17 @@ pub trait LmBackend: Backend {
         reference::causal_softmax_backward::<Self>(probs, grad)
     }
 
+    /// Rotary embeddings (Hugging Face's `rotate_half` layout) of `x` (`[batch, len, heads *
+    /// head_dim]`) with `cos`/`sin` tables (`[rows, len, head_dim]`, `rows` 1 or `batch`).
+    fn rope(x: FloatTensor<Self>, heads: usize, cos: FloatTensor<Self>, sin: FloatTensor<Self>) -> FloatTensor<Self> {
+        reference::rope::<Self>(x, heads, cos, sin)
+    }
+
+    /// The gradient of [`LmBackend::rope`] with respect to `x` (the tables are constants).
+    fn rope_backward(grad: FloatTensor<Self>, heads: usize, cos: FloatTensor<Self>, sin: FloatTensor<Self>) -> FloatTensor<Self> {
+        reference::rope_backward::<Self>(grad, heads, cos, sin)
+    }
+
     /// `[batch, len, heads * head_dim]` to `[batch, heads, len, head_dim]`: a projection's output
     /// split into attention heads.
     fn split_heads(x: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
@@ -72,6 +84,16 @@ pub trait LmBackend: Backend {
     /// gradient of each row's loss: `(softmax(row) - onehot(target)) * grad[row]`.
     fn cross_entropy_backward(logits: FloatTensor<Self>, targets: IntTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         reference::cross_entropy_backward::<Self>(logits, targets, grad)
+    }
+
+    /// Softmax of inference attention scores `[batch, heads, len, start + len]` for queries at
+    /// positions `start..start + len` over a key-value cache, where batch row `r` is left-padded
+    /// by `pads[r]` tokens (`pads` empty: no padding). A query sees the keys up to its own
+    /// position, minus its row's padding; a padding query sees the padding before it (its output
+    /// is never used, but a fully masked row would be NaN). Not differentiated by the fused
+    /// backends (training uses [`LmBackend::causal_softmax`]).
+    fn padded_causal_softmax(scores: FloatTensor<Self>, start: usize, pads: &[usize]) -> FloatTensor<Self> {
+        reference::padded_causal_softmax::<Self>(scores, start, pads)
     }
 
     /// RMSNorm over the last dimension: `x / sqrt(mean(x²) + eps) * gamma` (statistics in f32).
@@ -114,6 +136,11 @@ pub fn causal_softmax<B: LmBackend, const D: usize>(scores: Tensor<B, D>) -> Ten
     tensor(B::causal_softmax(primitive(scores)))
 }
 
+/// [`LmBackend::rope`] on tensors.
+pub fn rope<B: LmBackend>(x: Tensor<B, 3>, heads: usize, cos: Tensor<B, 3>, sin: Tensor<B, 3>) -> Tensor<B, 3> {
+    tensor(B::rope(primitive(x), heads, primitive(cos), primitive(sin)))
+}
+
 /// [`LmBackend::split_heads`] on tensors.
 pub fn split_heads<B: LmBackend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
     tensor(B::split_heads(primitive(x), heads))
@@ -127,6 +154,17 @@ pub fn merge_heads<B: LmBackend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
 /// [`LmBackend::cross_entropy`] on tensors.
 pub fn cross_entropy<B: LmBackend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Tensor<B, 1> {
     tensor(B::cross_entropy(primitive(logits), targets.into_primitive()))
+}
+
+/// [`LmBackend::padded_causal_softmax`] on tensors.
+pub fn padded_causal_softmax<B: LmBackend>(scores: Tensor<B, 4>, start: usize, pads: &[usize]) -> Tensor<B, 4> {
+    tensor(B::padded_causal_softmax(primitive(scores), start, pads))
+}
+
+/// The keys query `i` of a batch row sees in [`LmBackend::padded_causal_softmax`]: `lo..=hi`.
+pub fn visible_keys(start: usize, i: usize, pad: usize) -> (usize, usize) {
+    let at = start + i;
+    (if at >= pad { pad } else { 0 }, at)
 }
 
 /// [`LmBackend::rms_norm`] on tensors.

@@ -55,6 +55,25 @@ pub fn causal_softmax<B: Backend>(scores: FloatTensor<B>) -> FloatTensor<B> {
     unrows(p.reshape([n * t, t]), &shape)
 }
 
+/// Softmax of `[batch, heads, len, start + len]` scores with the mask
+/// [`super::visible_keys`] describes.
+pub fn padded_causal_softmax<B: Backend>(scores: FloatTensor<B>, start: usize, pads: &[usize]) -> FloatTensor<B> {
+    let scores = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(scores));
+    let [b, h, t, s] = scores.dims();
+    let rows = if pads.is_empty() { 1 } else { b };
+    let hidden: Vec<bool> = (0..rows)
+        .flat_map(|r| {
+            let pad = pads.get(r).copied().unwrap_or(0);
+            (0..t).flat_map(move |i| {
+                let (lo, hi) = super::visible_keys(start, i, pad);
+                (0..s).map(move |j| j < lo || j > hi)
+            })
+        })
+        .collect();
+    let mask = Tensor::<B, 3, Bool>::from_data(TensorData::new(hidden, [rows, t, s]), &scores.device()).reshape([rows, 1, t, s]).expand([b, h, t, s]);
+    activation::softmax(scores.mask_fill(mask, f32::NEG_INFINITY), 3).into_primitive().tensor()
+}
+
 /// The gradient of [`causal_softmax`]: `p * (grad - Σ p grad)` per row.
 pub fn causal_softmax_backward<B: Backend>(probs: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
     let (p, shape) = rows::<B>(probs);
@@ -123,4 +142,55 @@ pub fn rms_norm_backward<B: Backend>(x: FloatTensor<B>, gamma: FloatTensor<B>, e
     let dx = h * r.clone() - x.clone() * (r.clone() * r.clone() * r.clone() * dot);
     let dgamma = (dy * x * r).sum_dim(0).reshape([d]);
     [unrows(dx.cast(dtype), &shape), dgamma.cast(gamma_dtype).into_primitive().tensor()]
+}
+
+/// Rotary embeddings of `x` (`[batch, len, heads * head_dim]`) with `cos`/`sin` tables
+/// (`[rows, len, head_dim]`, rows 1 or `batch`): `x cos + rotate_half(x) sin` per head.
+///
+/// Laid out for the CPU backends: `rotate_half(x)` is `x @ R` with a signed permutation `R`
+/// (one matrix product instead of slicing, negating and concatenating), and the tables are tiled
+/// over heads and broadcast over rows of a `[batch, len * heads * head_dim]` view, which burn's
+/// CPU backends do several times faster than broadcasting over leading dimensions.
+pub fn rope<B: Backend>(x: FloatTensor<B>, heads: usize, cos: FloatTensor<B>, sin: FloatTensor<B>) -> FloatTensor<B> {
+    rotate::<B>(x, heads, cos, sin, false)
+}
+
+/// The gradient of [`rope`] with respect to `x`: `grad cos + rotate_half⁻¹(grad sin)`, the
+/// rotation by the opposite angle.
+pub fn rope_backward<B: Backend>(grad: FloatTensor<B>, heads: usize, cos: FloatTensor<B>, sin: FloatTensor<B>) -> FloatTensor<B> {
+    rotate::<B>(grad, heads, cos, sin, true)
+}
+
+fn rotate<B: Backend>(x: FloatTensor<B>, heads: usize, cos: FloatTensor<B>, sin: FloatTensor<B>, inverse: bool) -> FloatTensor<B> {
+    let x = Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(x));
+    let (cos, sin) = (Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(cos)), Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(sin)));
+    let [b, t, w] = x.dims();
+    let d = w / heads;
+    let tile = |table: Tensor<B, 3>| {
+        let rows = table.dims()[0];
+        table.reshape([rows, t, 1, d]).repeat_dim(2, heads).reshape([rows, t * w])
+    };
+    let r = rotate_half_matrix::<B>(d, &x.device());
+    let flat = x.clone().reshape([b, t * w]);
+    let out = if inverse {
+        // d/dx of (x c + (x R) s) applied to g: g c + (g s) Rᵀ.
+        let gs = (flat.clone() * tile(sin)).reshape([b * t * heads, d]).matmul(r.transpose()).reshape([b, t * w]);
+        flat * tile(cos) + gs
+    } else {
+        let rotated = x.reshape([b * t * heads, d]).matmul(r).reshape([b, t * w]);
+        flat * tile(cos) + rotated * tile(sin)
+    };
+    out.reshape([b, t, w]).into_primitive().tensor()
+}
+
+/// `R` with `x @ R = cat(-x[half..], x[..half])`.
+fn rotate_half_matrix<B: Backend>(d: usize, device: &B::Device) -> Tensor<B, 2> {
+    let half = d / 2;
+    let mut r = vec![0.0f32; d * d];
+    for j in 0..half {
+        // Output column j takes -x[j + half]; output column j + half takes x[j].
+        r[(j + half) * d + j] = -1.0;
+        r[j * d + j + half] = 1.0;
+    }
+    Tensor::from_data(TensorData::new(r, [d, d]), device)
 }
