@@ -6,7 +6,8 @@
 //! trimmed away, so each training step pays page faults to zero the same pages again. On the
 //! `lm_bench` model that is about 15% of a training step on 2 cores. Raising both thresholds
 //! lets freed buffers be reused; the process's resident memory then stays near its peak instead
-//! of shrinking between steps.
+//! of shrinking between steps. Set `EEF_MALLOC_DEFAULTS` (to anything) to keep glibc's defaults,
+//! e.g. when the process shares a machine whose memory matters more than the speed.
 
 use std::sync::Once;
 
@@ -18,11 +19,14 @@ const MMAP_THRESHOLD: i32 = 256 << 20;
 const TRIM_THRESHOLD: i32 = 1 << 30;
 
 /// Tells glibc's allocator to keep freed memory for reuse (once per process; a no-op on other
-/// platforms). Called when a CPU backend is selected through [`super::backend::visit`]; call it
-/// yourself when you use [`super::Cpu`] directly.
+/// platforms, and when `EEF_MALLOC_DEFAULTS` is set). Called when a CPU backend is selected
+/// through [`super::backend::visit`]; call it yourself when you use [`super::Cpu`] directly.
 pub fn keep_freed_memory() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
+        if std::env::var_os("EEF_MALLOC_DEFAULTS").is_some() {
+            return;
+        }
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         // SAFETY: mallopt only changes allocator parameters; it is safe to call at any time.
         unsafe {
