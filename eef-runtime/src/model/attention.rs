@@ -89,13 +89,12 @@ impl<B: LmBackend> Attention<B> {
         // Several new tokens (training, a prompt) take the fused path, which wants the queries
         // pre-scaled; one new token (decoding) takes burn's attention op.
         let fused = t > 1;
-        let split = |y: Tensor<B, 3>, heads: usize| kernels::split_heads(y, heads);
         let starts: Vec<i64> = if padded { pads.iter().map(|&p| start as i64 - p as i64).collect() } else { vec![start as i64] };
         let (cos, sin) = rope_tables::<B>(&starts, t, self.head_dim, self.theta, &device);
         let q = apply_rope(self.q_proj.forward(x.clone()), self.heads, cos.clone(), sin.clone());
-        let q = split(if fused { q * (1.0 / (self.head_dim as f64).sqrt()) } else { q }, self.heads);
-        let k = split(apply_rope(self.k_proj.forward(x.clone()), self.kv_heads, cos, sin), self.kv_heads);
-        let v = split(self.v_proj.forward(x), self.kv_heads);
+        let q = kernels::split_heads(if fused { q * (1.0 / (self.head_dim as f64).sqrt()) } else { q }, self.heads);
+        let k = kernels::split_heads(apply_rope(self.k_proj.forward(x.clone()), self.kv_heads, cos, sin), self.kv_heads);
+        let v = kernels::split_heads(self.v_proj.forward(x), self.kv_heads);
         let k = match cache.keys.take() {
             Some(past) => Tensor::cat(vec![past, k], 2),
             None => k,

@@ -277,30 +277,28 @@ impl LmBackend for Flex {
         };
         let gamma_shape = gamma.shape();
         let (xs, gamma, dys) = (slice(&xs), slice(&gs), slice(&dys));
-        let mut dx = vec![0.0f32; shape.num_elements()];
-        for_chunks(&mut dx, d, |r, dx| {
-            let (x, dy) = (piece(xs, r, d, d), piece(dys, r, d, d));
-            let inv = inverse_rms(x, eps);
-            let dot = x.iter().zip(dy).zip(gamma).map(|((x, dy), g)| x * dy * g).sum::<f32>() / d as f32;
-            let c = inv * inv * inv * dot;
-            for j in 0..d {
-                dx[j] = inv * dy[j] * gamma[j] - x[j] * c;
-            }
-        });
-        // The weight's gradient sums over rows: partial sums of fixed blocks of rows, added in
-        // block order.
-        let rows = shape.num_elements() / d;
-        let partial = |block: usize| {
+        // One pass over blocks of rows: each block writes its rows of `dx` and returns its
+        // partial sum of the weight's gradient; the partials are added in block order.
+        let block = d * ROWS_PER_SUM;
+        let each = |(dx, (x, dy)): (&mut [f32], (&[f32], &[f32]))| {
             let mut sum = vec![0.0f32; d];
-            for r in block * ROWS_PER_SUM..((block + 1) * ROWS_PER_SUM).min(rows) {
-                let (x, dy) = (piece(xs, r, d, d), piece(dys, r, d, d));
+            for ((dx, x), dy) in dx.chunks_mut(d).zip(x.chunks(d)).zip(dy.chunks(d)) {
                 let inv = inverse_rms(x, eps);
-                sum.iter_mut().zip(x).zip(dy).for_each(|((s, x), dy)| *s += dy * x * inv);
+                let dot = x.iter().zip(dy).zip(gamma).map(|((x, dy), g)| x * dy * g).sum::<f32>() / d as f32;
+                let c = inv * inv * inv * dot;
+                for j in 0..d {
+                    dx[j] = inv * dy[j] * gamma[j] - x[j] * c;
+                    sum[j] += dy[j] * x[j] * inv;
+                }
             }
             sum
         };
-        let blocks = rows.div_ceil(ROWS_PER_SUM);
-        let partials: Vec<Vec<f32>> = if rows * d >= PARALLEL_MIN { (0..blocks).into_par_iter().map(partial).collect() } else { (0..blocks).map(partial).collect() };
+        let mut dx = vec![0.0f32; shape.num_elements()];
+        let partials: Vec<Vec<f32>> = if dx.len() >= PARALLEL_MIN {
+            dx.par_chunks_mut(block).zip(xs.par_chunks(block).zip(dys.par_chunks(block))).map(each).collect()
+        } else {
+            dx.chunks_mut(block).zip(xs.chunks(block).zip(dys.chunks(block))).map(each).collect()
+        };
         let mut dgamma = vec![0.0f32; d];
         for p in partials {
             dgamma.iter_mut().zip(p).for_each(|(a, b)| *a += b);
