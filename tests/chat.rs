@@ -42,7 +42,7 @@ fn request() -> ActRequest {
         seed: 0,
         task: "webshop-1".into(),
         instruction: "buy red socks".into(),
-        history: vec![("WebShop [SEP] Search".into(), "search[red socks]".into())],
+        history: vec![eef_runtime::policy::Step::new("WebShop [SEP] Search", "search[red socks]")],
         observation: "Page 1 (Total results: 50)".into(),
         valid_actions: None,
         temperature: 0.0,

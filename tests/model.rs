@@ -165,7 +165,7 @@ fn the_lm_policy_trains_acts_and_reloads() {
         seed: 1,
         task: "task-0".into(),
         instruction: "open the door".into(),
-        history: vec![("a red door".into(), "pull[red]".into())],
+        history: vec![eef_runtime::policy::Step::new("a red door", "pull[red]")],
         observation: obs.into(),
         valid_actions: valid,
         temperature: 0.0,
@@ -234,7 +234,7 @@ fn batched_actions_equal_actions_taken_alone() {
             seed: 100 + i,
             task: format!("task-{}", i % 8).into(),
             instruction: format!("press button {}", i % 8),
-            history: (0..i % 3).map(|h| (format!("panel {h}"), format!("press[{h}]"))).collect(),
+            history: (0..i % 3).map(|h| eef_runtime::policy::Step::new(format!("panel {h}"), format!("press[{h}]"))).collect(),
             observation: "panel with many buttons".into(),
             valid_actions: (i % 2 == 0).then(|| (0..5).map(|b| format!("press[{b}]")).chain(["wait".to_string()]).collect()),
             temperature: 1.0,
@@ -331,7 +331,7 @@ fn lora_trains_only_the_adapters_and_merges_into_the_same_function() {
     let c = small(false);
     let base = Llama::<CpuTrain>::seeded(&c, 3, &device);
     let all = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"].map(String::from).to_vec();
-    let s = LoraSettings { rank: 4, alpha: 8.0, targets: all };
+    let s = LoraSettings { rank: 4, alpha: 8.0, targets: all, ..LoraSettings::default() };
     let adapted = base.clone().with_lora(&s, 5);
     let seq = Tensor::<CpuTrain, 2, Int>::from_data(TensorData::new(vec![10i64, 11, 7, 42], [1, 4]), &device);
     let logits = |m: &Llama<CpuTrain>| m.logits(seq.clone()).into_data().to_vec::<f32>().unwrap();
@@ -377,7 +377,9 @@ fn a_pretrained_checkpoint_starts_a_policy_even_when_its_tokenizer_lacks_the_tem
     assert!(tok.vocab_size() > config.vocab_size - 5, "{} tokens", tok.vocab_size());
     tok.save(&dir.path().join("tokenizer.json")).unwrap();
 
-    let settings = LmSettings { init: Some(dir.path().to_owned()), ..LmSettings::default() };
+    // The folder has no chat template: the compact template is asked for.
+    let chat = eef_runtime::model::chat::ChatSettings { template: eef_runtime::model::chat::TemplateChoice::Compact, ..Default::default() };
+    let settings = LmSettings { init: Some(dir.path().to_owned()), chat, ..LmSettings::default() };
     let mut p = LmPolicy::<CpuTrain>::new(settings, Default::default());
     p.load(dir.path()).unwrap();
     let req = ActRequest {

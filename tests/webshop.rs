@@ -31,7 +31,7 @@ fn play(env: &mut WebShopEnv, task: &Task, shopper: &Shopper) -> (Vec<String>, V
         };
         let a = shopper.act_batch(&[req]).remove(0).unwrap().action;
         let s = env.step(&a).unwrap();
-        history.push((obs.last().unwrap().clone(), a.clone()));
+        history.push(eef_runtime::policy::Step::new(obs.last().unwrap().clone(), a.clone()));
         actions.push(a);
         obs.push(s.observation);
         if s.done {

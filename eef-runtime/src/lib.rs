@@ -37,7 +37,7 @@ pub use eef_macros::{environment, reward, selector};
 pub use environment::{EnvError, EnvFactory, Environment, StepResult};
 pub use error::Error;
 pub use experiment::{Experiment, Report};
-pub use policy::{Act, ActRequest, Policy, PolicyError, TrainConfig, TrainReport};
+pub use policy::{Act, ActRequest, Policy, PolicyError, Step, TrainConfig, TrainReport};
 pub use reward::Reward;
 pub use selection::{Selection, Selector, TaskGroup};
 pub use task::{Split, Task, TaskId};
@@ -48,7 +48,7 @@ pub mod prelude {
     pub use crate::config::ExperimentConfig;
     pub use crate::environment::{EnvError, EnvFactory, Environment, StepResult};
     pub use crate::experiment::{Experiment, Report};
-    pub use crate::policy::{Act, ActRequest, Policy, PolicyError};
+    pub use crate::policy::{Act, ActRequest, Policy, PolicyError, Step};
     pub use crate::reward::Reward;
     pub use crate::selection::{Selection, Selector, TaskGroup, TrainingExample};
     pub use crate::task::{Split, Task, TaskId};

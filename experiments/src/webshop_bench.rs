@@ -38,7 +38,7 @@ pub fn run(config: &WebShopConfig, goals: usize) -> Result<String, Error> {
             let s = env.step(&action)?;
             step_secs += t.elapsed().as_secs_f64();
             steps += 1;
-            history.push((obs, action.clone()));
+            history.push(eef_runtime::policy::Step::new(obs, action.clone()));
             obs = s.observation;
             if s.done {
                 total += s.reward;

@@ -8,7 +8,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use super::config::LlamaConfig;
 use super::kernels::{self, LmBackend};
 use super::lora::Proj;
-use super::rope::{apply_rope, rope_tables};
+use super::rope::{apply_rope, Rope};
 
 /// Keys and values of earlier positions, per block: `[batch, kv_heads, len, head_dim]`.
 #[derive(Clone, Debug)]
@@ -37,7 +37,8 @@ impl<B: Backend> KvCache<B> {
     }
 }
 
-/// Self-attention: query/key/value/output projections without bias.
+/// Self-attention: query/key/value/output projections (with biases where the architecture has
+/// them: Qwen2's q/k/v, Llama's `attention_bias`).
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
     /// Query projection.
@@ -51,23 +52,25 @@ pub struct Attention<B: Backend> {
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
-    theta: f64,
+    #[module(skip)]
+    rope: Rope,
 }
 
 impl<B: Backend> Attention<B> {
     /// A randomly initialised layer.
     pub fn new(c: &LlamaConfig, device: &B::Device) -> Self {
         let hd = c.head_dim();
-        let lin = |i, o| Proj::new(LinearConfig::new(i, o).with_bias(false).init(device));
+        let lin = |i, o, bias| Proj::new(LinearConfig::new(i, o).with_bias(bias).init(device));
+        let (qkv, o) = (c.qkv_bias(), c.o_bias());
         Attention {
-            q_proj: lin(c.hidden_size, c.num_attention_heads * hd),
-            k_proj: lin(c.hidden_size, c.kv_heads() * hd),
-            v_proj: lin(c.hidden_size, c.kv_heads() * hd),
-            o_proj: lin(c.num_attention_heads * hd, c.hidden_size),
+            q_proj: lin(c.hidden_size, c.num_attention_heads * hd, qkv),
+            k_proj: lin(c.hidden_size, c.kv_heads() * hd, qkv),
+            v_proj: lin(c.hidden_size, c.kv_heads() * hd, qkv),
+            o_proj: lin(c.num_attention_heads * hd, c.hidden_size, o),
             heads: c.num_attention_heads,
             kv_heads: c.kv_heads(),
             head_dim: hd,
-            theta: c.rope_theta,
+            rope: Rope::new(hd, c.rope_theta, c.rope_scaling.as_ref()),
         }
     }
 }
@@ -90,7 +93,7 @@ impl<B: LmBackend> Attention<B> {
         // pre-scaled; one new token (decoding) takes burn's attention op.
         let fused = t > 1;
         let starts: Vec<i64> = if padded { pads.iter().map(|&p| start as i64 - p as i64).collect() } else { vec![start as i64] };
-        let (cos, sin) = rope_tables::<B>(&starts, t, self.head_dim, self.theta, &device);
+        let (cos, sin) = self.rope.tables::<B>(&starts, t, &device);
         let q = apply_rope(self.q_proj.forward(x.clone()), self.heads, cos.clone(), sin.clone());
         let q = kernels::split_heads(if fused { q * (1.0 / (self.head_dim as f64).sqrt()) } else { q }, self.heads);
         let k = kernels::split_heads(apply_rope(self.k_proj.forward(x.clone()), self.kv_heads, cos, sin), self.kv_heads);

@@ -5,7 +5,8 @@
 //!   only on its own length, and rows are batched only with rows of the same padded length, so a
 //!   row's arithmetic (and therefore its action) is the same whatever batch it arrives in: burn's
 //!   CPU matrix products are row-independent (checked by `tests/model.rs`).
-//! - **Free decoding** samples with temperature and top-p until `<|end|>`.
+//! - **Free decoding** samples with temperature and top-p until a stop token (every eos id of the
+//!   model: Llama-3 stops on `<|eot_id|>` as well as `<|end_of_text|>`).
 //! - **Prefix-constrained decoding** walks the token trie of the valid actions: at each step only
 //!   tokens that continue some valid action are allowed (renormalised), and decoding stops as soon
 //!   as one action is left. Sampling at temperature 1 draws from the model's stepwise distribution
@@ -24,7 +25,8 @@ use super::llama::Llama;
 pub struct DecodeRow<R> {
     /// The prompt tokens.
     pub prompt: Vec<u32>,
-    /// When set, the answer must be one of these token sequences (each ending with `end`).
+    /// When set, the answer must be one of these token sequences (each ending with a stop
+    /// token).
     pub choices: Option<Vec<Vec<u32>>>,
     /// Sampling temperature (0 = greedy).
     pub temperature: f32,
@@ -35,17 +37,17 @@ pub struct DecodeRow<R> {
 /// What a row decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decoded {
-    /// Generated tokens (without `<|end|>`).
+    /// Generated tokens (without the stop token).
     Tokens(Vec<u32>),
     /// Index of the chosen entry of `choices`.
     Choice(usize),
 }
 
 /// Decoding settings shared by a batch.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct DecodeSettings {
-    /// End-of-action token.
-    pub end: u32,
+    /// Tokens that end an answer.
+    pub stop: Vec<u32>,
     /// Padding token.
     pub pad: u32,
     /// Longest free generation.
@@ -69,7 +71,7 @@ pub fn decode<B: LmBackend, R: Rng>(model: &Llama<B>, rows: Vec<DecodeRow<R>>, s
     let mut out: Vec<Option<Decoded>> = vec![None; n];
     for (len, members) in groups {
         let group: Vec<DecodeRow<R>> = members.iter().map(|&i| rows[i].take().expect("each row in one group")).collect();
-        for (i, d) in members.into_iter().zip(decode_group(model, group, len, s, device)) {
+        for (i, d) in members.into_iter().zip(decode_group(model, group, len, &s, device)) {
             out[i] = Some(d);
         }
     }
@@ -82,7 +84,7 @@ struct Live<R> {
     pad: usize,
 }
 
-fn decode_group<B: LmBackend, R: Rng>(model: &Llama<B>, rows: Vec<DecodeRow<R>>, len: usize, s: DecodeSettings, device: &B::Device) -> Vec<Decoded> {
+fn decode_group<B: LmBackend, R: Rng>(model: &Llama<B>, rows: Vec<DecodeRow<R>>, len: usize, s: &DecodeSettings, device: &B::Device) -> Vec<Decoded> {
     let n = rows.len();
     let mut ids = Vec::with_capacity(n * len);
     let mut live: Vec<(usize, Live<R>)> = Vec::with_capacity(n);
@@ -136,7 +138,7 @@ fn decode_group<B: LmBackend, R: Rng>(model: &Llama<B>, rows: Vec<DecodeRow<R>>,
 
 /// The next token of a live row (`Some(Ok)`), its final answer (`Some(Err)`), or `None` when free
 /// generation ended.
-fn step<R: Rng>(l: &mut Live<R>, lp: &[f32], s: DecodeSettings) -> Option<Result<u32, Decoded>> {
+fn step<R: Rng>(l: &mut Live<R>, lp: &[f32], s: &DecodeSettings) -> Option<Result<u32, Decoded>> {
     let g = &l.generated;
     match &l.row.choices {
         Some(choices) if !choices.is_empty() => {
@@ -158,7 +160,7 @@ fn step<R: Rng>(l: &mut Live<R>, lp: &[f32], s: DecodeSettings) -> Option<Result
                 return None;
             }
             let token = sample(lp, l.row.temperature, s.top_p, &mut l.row.rng) as u32;
-            (token != s.end).then_some(Ok(token))
+            (!s.stop.contains(&token)).then_some(Ok(token))
         }
     }
 }

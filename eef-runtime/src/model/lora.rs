@@ -29,15 +29,30 @@ pub struct LoraSettings {
     /// Projections to adapt, by Hugging Face name (`q_proj`, `k_proj`, `v_proj`, `o_proj`,
     /// `gate_proj`, `up_proj`, `down_proj`).
     pub targets: Vec<String>,
+    /// Rank-stabilised scaling (`alpha / sqrt(rank)` instead of `alpha / rank`; PEFT's
+    /// `use_rslora`).
+    pub rslora: bool,
+    /// Also write the merged weights (a full model folder in `merged/`) with every checkpoint,
+    /// besides the PEFT adapter.
+    pub export_merged: bool,
 }
 
 impl Default for LoraSettings {
     fn default() -> Self {
-        LoraSettings { rank: 8, alpha: 16.0, targets: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec() }
+        LoraSettings { rank: 8, alpha: 16.0, targets: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(), rslora: false, export_merged: false }
     }
 }
 
 impl LoraSettings {
+    /// The factor the adapters' product is multiplied by.
+    pub fn scale(&self) -> f64 {
+        if self.rslora {
+            self.alpha / (self.rank as f64).sqrt()
+        } else {
+            self.alpha / self.rank as f64
+        }
+    }
+
     /// Checks the settings: a positive rank and known target names.
     pub fn validate(&self) -> Result<(), String> {
         if self.rank == 0 {
@@ -53,14 +68,26 @@ impl LoraSettings {
 /// The adapter of one projection: `x -> (x @ a @ b) * scale`.
 #[derive(Module, Debug)]
 pub struct Adapter<B: Backend> {
-    /// Down projection `[in, rank]`.
+    /// Down projection `[in, rank]` (PEFT's `lora_A.weight` transposed).
     pub a: Param<Tensor<B, 2>>,
-    /// Up projection `[rank, out]` (zero at the start).
+    /// Up projection `[rank, out]` (zero at the start; PEFT's `lora_B.weight` transposed).
     pub b: Param<Tensor<B, 2>>,
     scale: f64,
 }
 
-/// A bias-free linear projection with an optional adapter.
+impl<B: Backend> Adapter<B> {
+    /// An adapter with the given matrices (`a`: `[in, rank]`, `b`: `[rank, out]`).
+    pub fn new(a: Tensor<B, 2>, b: Tensor<B, 2>, scale: f64) -> Self {
+        Adapter { a: Param::from_tensor(a), b: Param::from_tensor(b), scale }
+    }
+
+    /// The factor the product is multiplied by.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+}
+
+/// A linear projection (with a bias where the architecture has one) and an optional adapter.
 #[derive(Module, Debug)]
 pub struct Proj<B: Backend> {
     /// The base weights (`[in, out]`, as burn stores them).
@@ -100,7 +127,7 @@ impl<B: Backend> Proj<B> {
         let a: Vec<f32> = (0..input * s.rank).map(|_| normal.sample(rng)).collect();
         let a = Param::from_tensor(Tensor::from_data(TensorData::new(a, [input, s.rank]), &device));
         let b = Param::from_tensor(Tensor::zeros([s.rank, output], &device));
-        Proj { base: self.base.no_grad(), lora: Some(Adapter { a, b, scale: s.alpha / s.rank as f64 }) }
+        Proj { base: self.base.no_grad(), lora: Some(Adapter { a, b, scale: s.scale() }) }
     }
 
     fn merge(self) -> Self {
@@ -117,9 +144,16 @@ impl<B: Backend> Proj<B> {
 impl<B: Backend> Llama<B> {
     /// Freezes every weight and attaches fresh adapters (seeded by `seed`) to the projections
     /// `s.targets` names.
+    ///
+    /// Adapters already attached (loaded from a PEFT folder, or kept from an earlier training
+    /// call) stay and are trained further; only projections without one get a fresh adapter.
     pub fn with_lora(self, s: &LoraSettings, seed: u64) -> Self {
         let mut rng = crate::seed::rng(seed);
-        self.no_grad().map_projections(|name, p| if s.targets.iter().any(|t| t == name) { p.attach(s, &mut rng) } else { p })
+        self.no_grad().map_projections(|name, p| match p.lora {
+            Some(l) => Proj { base: p.base, lora: Some(Adapter { a: l.a.set_require_grad(true), b: l.b.set_require_grad(true), scale: l.scale }) },
+            None if s.targets.iter().any(|t| t == name) => p.attach(s, &mut rng),
+            None => p,
+        })
     }
 
     /// Folds every adapter into its base weight and detaches it; all weights become trainable
@@ -134,24 +168,50 @@ impl<B: Backend> Llama<B> {
         self.map_projections(|_, p| p.merge()).map(&mut Trainable)
     }
 
-    /// Replaces every projection of every block with `f(name, projection)`, in the order of
-    /// [`PROJECTIONS`].
-    fn map_projections(mut self, mut f: impl FnMut(&str, Proj<B>) -> Proj<B>) -> Self {
+    /// Every projection of every block: `(layer, name, projection)`, in the order of
+    /// [`PROJECTIONS`] within each layer.
+    pub fn projections(&self) -> Vec<(usize, &'static str, &Proj<B>)> {
+        let mut out = Vec::new();
+        for (i, b) in self.layers.iter().enumerate() {
+            let a = &b.self_attn;
+            let f = &b.mlp;
+            for (name, p) in PROJECTIONS.iter().zip([&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj, &f.gate_proj, &f.up_proj, &f.down_proj]) {
+                out.push((i, *name, p));
+            }
+        }
+        out
+    }
+
+    /// Whether any projection carries an adapter.
+    pub fn has_lora(&self) -> bool {
+        self.projections().iter().any(|(_, _, p)| p.lora.is_some())
+    }
+
+    /// Replaces every projection of every block with `f(layer, name, projection)`, in the order
+    /// of [`PROJECTIONS`].
+    pub fn map_projections_indexed(mut self, mut f: impl FnMut(usize, &str, Proj<B>) -> Proj<B>) -> Self {
         let layers = std::mem::take(&mut self.layers);
         self.layers = layers
             .into_iter()
-            .map(|mut b| {
-                b.self_attn.q_proj = f(PROJECTIONS[0], b.self_attn.q_proj);
-                b.self_attn.k_proj = f(PROJECTIONS[1], b.self_attn.k_proj);
-                b.self_attn.v_proj = f(PROJECTIONS[2], b.self_attn.v_proj);
-                b.self_attn.o_proj = f(PROJECTIONS[3], b.self_attn.o_proj);
-                b.mlp.gate_proj = f(PROJECTIONS[4], b.mlp.gate_proj);
-                b.mlp.up_proj = f(PROJECTIONS[5], b.mlp.up_proj);
-                b.mlp.down_proj = f(PROJECTIONS[6], b.mlp.down_proj);
+            .enumerate()
+            .map(|(i, mut b)| {
+                b.self_attn.q_proj = f(i, PROJECTIONS[0], b.self_attn.q_proj);
+                b.self_attn.k_proj = f(i, PROJECTIONS[1], b.self_attn.k_proj);
+                b.self_attn.v_proj = f(i, PROJECTIONS[2], b.self_attn.v_proj);
+                b.self_attn.o_proj = f(i, PROJECTIONS[3], b.self_attn.o_proj);
+                b.mlp.gate_proj = f(i, PROJECTIONS[4], b.mlp.gate_proj);
+                b.mlp.up_proj = f(i, PROJECTIONS[5], b.mlp.up_proj);
+                b.mlp.down_proj = f(i, PROJECTIONS[6], b.mlp.down_proj);
                 b
             })
             .collect();
         self
+    }
+
+    /// Replaces every projection of every block with `f(name, projection)`, in the order of
+    /// [`PROJECTIONS`].
+    fn map_projections(self, mut f: impl FnMut(&str, Proj<B>) -> Proj<B>) -> Self {
+        self.map_projections_indexed(|_, name, p| f(name, p))
     }
 
     /// Parameters that get gradients.

@@ -1,16 +1,22 @@
 //! [`LmPolicy`]: the language-model policy, plugged into the runtime's [`Policy`] trait.
 //!
-//! - **Acting.** The dialogue is rendered with the chat template; all requests of a batch are
-//!   decoded together with a key-value cache ([`super::decode`]): temperature and top-p sampling
-//!   from each request's own seed (greedy at 0), stopping at `<|end|>`, or, when the environment
-//!   offers valid actions, constrained to them ([`Constrained`]).
+//! - **Starting point.** A Hugging Face model folder (`[policy] init`: its config, weights,
+//!   tokenizer, chat template and eos ids, see [`super::hf`] and [`super::chat`]), or, without
+//!   one, a model trained from scratch with a byte-level BPE trained on the expert data and the
+//!   compact template.
+//! - **Acting.** Each request's dialogue is rendered with the chat template ([`Chat::prompt`]);
+//!   all requests of a batch are decoded together with a key-value cache ([`super::decode`]):
+//!   temperature and top-p sampling from each request's own seed (greedy at 0), stopping at any
+//!   stop token, or, when the environment offers valid actions, constrained to them
+//!   ([`Constrained`]). The action is read from the answer by [`Chat::parse`].
 //! - **Training.** Each trainable action becomes one window: the prompt acting would see, then the
-//!   action, whose tokens alone carry loss ([`template::action_windows`]).
-//!   A model trained from scratch first trains a byte-level BPE on the training text.
-//! - **Checkpoints.** `tokenizer.json`, `config.json` and `model.safetensors` (Hugging Face
-//!   layout) in the checkpoint directory; during training, every `checkpoint_every` optimizer
-//!   steps, the full training state in `TrainConfig::checkpoint_dir` ([`super::checkpoint`]),
-//!   from which a killed run resumes.
+//!   answer, whose tokens alone carry loss ([`Chat::windows`]).
+//! - **Checkpoints.** A model folder in Hugging Face's layout: `config.json`, the weights (sharded
+//!   above `max_shard_bytes`) and the tokenizer files. With LoRA, a PEFT adapter folder
+//!   (`adapter_config.json`, `adapter_model.safetensors`) over the `init` model instead, plus the
+//!   merged weights when `[policy.lora] export_merged`. During training, every
+//!   `checkpoint_every` optimizer steps, the full training state in
+//!   `TrainConfig::checkpoint_dir` ([`super::checkpoint`]), from which a killed run resumes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -18,110 +24,21 @@ use std::sync::Mutex;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
-use super::kernels::LmAutodiffBackend;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 
-use super::backend::{BackendChoice, BackendKind, BackendVisitor, Precision};
+use super::backend::BackendVisitor;
+use super::chat::{self, folder::TOKENIZER_FILES, Chat, TemplateChoice};
 use super::checkpoint::{self, TrainProgress};
 use super::config::LlamaConfig;
-use super::lora::LoraSettings;
 use super::decode::{decode, last_log_probs, sample, DecodeRow, DecodeSettings, Decoded};
+use super::hf::{self, peft, LoadOptions, SaveOptions, TokenIds};
+use super::kernels::LmAutodiffBackend;
 use super::llama::Llama;
-use super::template;
+use super::settings::{Constrained, LmSettings};
 use super::tokenizer::Tok;
 use super::train::{Batch, TrainSettings, Trainer};
-use super::weights::{load_safetensors, save_safetensors};
 use crate::policy::{Act, ActRequest, Policy, PolicyError, TrainConfig, TrainReport};
 use crate::trajectory::Trajectory;
-
-/// Settings of an [`LmPolicy`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LmSettings {
-    /// The burn backend (`"cpu"`, `"ndarray"`, `"flex"`, `"cuda"`, `"wgpu"`); see [`super::backend`].
-    pub backend: BackendKind,
-    /// `"f32"` or `"bf16"` (CUDA, wgpu).
-    pub precision: Precision,
-    /// GPU index.
-    pub device: usize,
-    /// The architecture of a model trained from scratch (its vocabulary follows the tokenizer).
-    pub model: LlamaConfig,
-    /// A Hugging Face checkpoint directory (`config.json`, `model.safetensors`,
-    /// `tokenizer.json`) to start from instead.
-    pub init: Option<PathBuf>,
-    /// Vocabulary of a BPE trained from scratch.
-    pub vocab_size: usize,
-    /// Longest dialogue kept (older turns are cut).
-    pub max_context: usize,
-    /// Longest generated action.
-    pub max_new_tokens: usize,
-    /// Nucleus sampling mass.
-    pub top_p: f32,
-    /// How offered valid actions constrain the answer (`"prefix"`, `"score"` or `"off"`).
-    pub constrained: Constrained,
-    /// Prompts are left-padded to a multiple of this many tokens when batched (see
-    /// [`super::decode`]); larger values batch more episodes together, smaller waste less.
-    pub pad_to: usize,
-    /// Sequences per micro-batch.
-    pub batch_size: usize,
-    /// Optimisation.
-    pub train: TrainSettings,
-    /// `[policy.lora]`: train low-rank adapters instead of every weight (see [`super::lora`]).
-    pub lora: Option<LoraSettings>,
-}
-
-impl Default for LmSettings {
-    fn default() -> Self {
-        LmSettings {
-            backend: BackendKind::default(),
-            precision: Precision::default(),
-            device: 0,
-            model: LlamaConfig::tiny(512),
-            init: None,
-            vocab_size: 512,
-            max_context: 384,
-            max_new_tokens: 32,
-            top_p: 0.95,
-            constrained: Constrained::Prefix,
-            pad_to: 32,
-            batch_size: 8,
-            train: TrainSettings::default(),
-            lora: None,
-        }
-    }
-}
-
-/// How an [`LmPolicy`] uses the valid actions an environment offers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Constrained {
-    /// Decode through the token trie of the valid actions (batched; one decoding pass).
-    #[default]
-    Prefix,
-    /// Score every valid action by its total log-likelihood and take the best (or sample from
-    /// their softmax at the request's temperature). One request at a time.
-    Score,
-    /// Ignore them and generate freely.
-    Off,
-}
-
-impl LmSettings {
-    /// Checks what can be checked before training: the architecture and the LoRA settings
-    /// (the backend is checked by [`lm_policy`]).
-    pub fn validate(&self) -> Result<(), String> {
-        self.model.validate().map_err(|e| format!("[policy.model] {e}"))?;
-        match &self.lora {
-            Some(l) => l.validate(),
-            None => Ok(()),
-        }
-    }
-
-    /// The backend these settings name.
-    pub fn backend_choice(&self) -> BackendChoice {
-        BackendChoice { backend: self.backend, precision: self.precision, device: self.device }
-    }
-}
 
 /// Builds an [`LmPolicy`] on the backend the settings name (e.g. `[policy] backend = "cuda"`),
 /// boxed; fails with a message naming the cargo feature when that backend is not compiled in.
@@ -138,10 +55,12 @@ pub fn lm_policy(settings: LmSettings) -> Result<Box<dyn Policy>, super::Backend
 }
 
 struct State<B: LmAutodiffBackend> {
-    tok: Tok,
+    chat: Chat,
     config: LlamaConfig,
     model: Llama<B>,
     infer: Llama<B::InnerBackend>,
+    /// The pretrained folder the tokenizer files come from (copied into every checkpoint).
+    source: Option<PathBuf>,
 }
 
 /// A Llama policy on backend `B` (e.g. [`super::CpuTrain`]).
@@ -174,27 +93,54 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
 
     fn init_state(&self, data: &[Trajectory], seed: u64) -> Result<State<B>, PolicyError> {
         if let Some(dir) = &self.settings.init {
-            return self.load_dir(dir);
+            return self.load_pretrained(dir);
         }
-        let corpus: Vec<String> = data.iter().flat_map(template::corpus).collect();
+        if self.settings.chat.template == TemplateChoice::Model {
+            return Err(other("[policy.chat] template = \"model\" needs a model folder: set [policy] init"));
+        }
+        let corpus: Vec<String> = data.iter().flat_map(chat::corpus).collect();
         let tok = Tok::train_bpe(&corpus, self.settings.vocab_size).map_err(other)?;
-        let config = LlamaConfig { vocab_size: tok.vocab_size(), ..self.settings.model.clone() };
+        let chat = Chat::compact(tok, self.settings.chat.clone()).map_err(other)?;
+        let config = LlamaConfig { vocab_size: chat.tok().vocab_size(), ..self.settings.model.clone() };
         config.validate().map_err(other)?;
         let model = Llama::seeded(&config, seed, &self.device);
-        Ok(State { infer: model.valid(), tok, config, model })
+        Ok(State { infer: model.valid(), chat, config, model, source: None })
     }
 
-    fn load_dir(&self, dir: &Path) -> Result<State<B>, PolicyError> {
-        let tok = Tok::from_file(&dir.join("tokenizer.json")).map_err(other)?;
-        let (mut config, mut model) = load_safetensors::<B>(dir, &self.device).map_err(other)?;
-        if tok.vocab_size() > config.vocab_size {
-            // A pretrained tokenizer without the template's special tokens: they were added, and
-            // the embedding grows to hold them.
-            tracing::info!(from = config.vocab_size, to = tok.vocab_size(), "vocabulary resized for the chat template's special tokens");
-            model = model.resize_vocab(tok.vocab_size());
-            config.vocab_size = tok.vocab_size();
+    /// Loads a Hugging Face model folder (a pretrained model or a checkpoint of this policy
+    /// without adapters).
+    fn load_pretrained(&self, dir: &Path) -> Result<State<B>, PolicyError> {
+        let ck = |e: String| PolicyError::Checkpoint { path: dir.display().to_string(), message: e };
+        let mut config = hf::read_config(dir, &self.settings.accept_config_keys).map_err(|e| ck(e.to_string()))?;
+        config.check_context(self.settings.max_context).map_err(ck)?;
+        let tok = Tok::from_file(&dir.join("tokenizer.json")).map_err(ck)?;
+        let chat = Chat::from_folder(dir, tok, self.settings.chat.clone()).map_err(ck)?;
+        let mut model = hf::load::load_weights::<B>(dir, &config, &self.device, LoadOptions::default()).map_err(|e| ck(e.to_string()))?;
+        if chat.tok().vocab_size() > config.vocab_size {
+            // The compact template's tokens on a pretrained tokenizer that lacks them: they were
+            // added, and the embedding grows to hold them.
+            tracing::info!(from = config.vocab_size, to = chat.tok().vocab_size(), "vocabulary resized for the compact template's special tokens");
+            model = model.resize_vocab(chat.tok().vocab_size());
+            config.vocab_size = chat.tok().vocab_size();
         }
-        Ok(State { infer: model.valid(), tok, config, model })
+        let source = (!chat.is_compact()).then(|| dir.to_owned());
+        Ok(State { infer: model.valid(), chat, config, model, source })
+    }
+
+    /// Loads a checkpoint: a PEFT adapter folder over the `init` model, or a full model folder.
+    fn load_dir(&self, dir: &Path) -> Result<State<B>, PolicyError> {
+        if !dir.join(peft::CONFIG).exists() {
+            return self.load_pretrained(dir);
+        }
+        let base = self.settings.init.as_deref().ok_or_else(|| PolicyError::Checkpoint {
+            path: dir.display().to_string(),
+            message: "holds a LoRA adapter: [policy] init must name the model it adapts".into(),
+        })?;
+        let mut state = self.load_pretrained(base)?;
+        let (model, _) = peft::load_adapter(dir, state.model, &self.device).map_err(|e| PolicyError::Checkpoint { path: dir.display().to_string(), message: e.to_string() })?;
+        state.infer = model.valid();
+        state.model = model;
+        Ok(state)
     }
 
     fn tensor(&self, ids: &[u32]) -> Tensor<B::InnerBackend, 2, Int> {
@@ -227,7 +173,7 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
         };
         let mut progress = match restored {
             Ok(p) => p.unwrap_or_else(|| TrainProgress::start(fingerprint)),
-            Err(e) => return (trainer.into_model().merge_lora(), Err(other(e))),
+            Err(e) => return (trainer.into_model(), Err(other(e))),
         };
         if progress.micro > 0 {
             tracing::info!(step = progress.step, epoch = progress.epoch, "training resumed from its checkpoint");
@@ -246,7 +192,7 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
                 let every = settings.checkpoint_every;
                 if let (Some(dir), true) = (ckpt_dir, every > 0 && trainer.at_step_boundary() && trainer.step.is_multiple_of(every)) {
                     if let Err(e) = checkpoint::save(dir, &trainer, &progress) {
-                        return (trainer.into_model().merge_lora(), Err(PolicyError::Checkpoint { path: dir.display().to_string(), message: e }));
+                        return (trainer.into_model(), Err(PolicyError::Checkpoint { path: dir.display().to_string(), message: e }));
                     }
                 }
             }
@@ -255,27 +201,26 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
             // Finished: the caller saves the trained policy; the mid-training state is spent.
             let _ = std::fs::remove_dir_all(dir);
         }
-        (trainer.into_model().merge_lora(), Ok(Some(progress.loss)))
+        // Without LoRA the model is plain; with it the adapters stay attached (saved as a PEFT
+        // adapter, trained further by the next call that starts from this policy).
+        (trainer.into_model(), Ok(Some(progress.loss)))
     }
 
-    /// Prompt tokens kept before an action: the context less room for the action.
-    fn prompt_budget(&self) -> usize {
-        self.settings.max_context.saturating_sub(self.settings.max_new_tokens).max(8)
-    }
-
-    fn prompt(&self, s: &State<B>, r: &ActRequest) -> Vec<u32> {
-        template::prompt(&s.tok, &r.instruction, &r.history, &r.observation).keep_last(self.prompt_budget()).ids
+    fn prompt(&self, s: &State<B>, r: &ActRequest) -> Result<Vec<u32>, PolicyError> {
+        let ids = s.chat.prompt(&r.instruction, &r.history, &r.observation).map_err(other)?;
+        let budget = self.settings.prompt_budget();
+        Ok(ids[ids.len().saturating_sub(budget)..].to_vec())
     }
 
     /// Scores each valid action by its total log-likelihood ([`Constrained::Score`]).
-    fn act_scored(&self, s: &State<B>, r: &ActRequest, valid: &[String]) -> Act {
+    fn act_scored(&self, s: &State<B>, r: &ActRequest, valid: &[String]) -> Result<Act, PolicyError> {
         let mut rng = crate::seed::rng(r.seed);
         let mut cache = s.infer.new_cache();
-        let first = last_log_probs(s.infer.forward(self.tensor(&self.prompt(s, r)), &mut cache)).remove(0);
+        let first = last_log_probs(s.infer.forward(self.tensor(&self.prompt(s, r)?), &mut cache)).remove(0);
         let scores: Vec<f32> = valid
             .iter()
             .map(|a| {
-                let ids = template::action(&s.tok, a);
+                let ids = s.chat.answer(&s.chat.content(None, a));
                 let mut c = cache.clone();
                 let mut lp = first[ids[0] as usize];
                 if ids.len() > 1 {
@@ -287,12 +232,12 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
                 lp
             })
             .collect();
-        Act::new(valid[sample(&scores, r.temperature, 1.0, &mut rng)].clone())
+        Ok(Act::new(valid[sample(&scores, r.temperature, 1.0, &mut rng)].clone()))
     }
 
     /// Every request that is not scored goes through one batched decoding pass.
-    fn act_all(&self, s: &State<B>, requests: &[ActRequest]) -> Vec<Act> {
-        let mut out: Vec<Option<Act>> = vec![None; requests.len()];
+    fn act_all(&self, s: &State<B>, requests: &[ActRequest]) -> Vec<Result<Act, PolicyError>> {
+        let mut out: Vec<Option<Result<Act, PolicyError>>> = (0..requests.len()).map(|_| None).collect();
         let mut batch = Vec::new();
         let mut rows = Vec::new();
         for (i, r) in requests.iter().enumerate() {
@@ -302,25 +247,30 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
                     out[i] = Some(self.act_scored(s, r, v));
                     continue;
                 }
-                (Constrained::Prefix, Some(v)) => Some(v.iter().map(|a| template::action(&s.tok, a)).collect()),
+                (Constrained::Prefix, Some(v)) => Some(v.iter().map(|a| s.chat.answer(&s.chat.content(None, a))).collect()),
                 _ => None,
             };
-            batch.push(i);
-            rows.push(DecodeRow { prompt: self.prompt(s, r), choices, temperature: r.temperature, rng: crate::seed::rng(r.seed) });
+            match self.prompt(s, r) {
+                Ok(prompt) => {
+                    batch.push(i);
+                    rows.push(DecodeRow { prompt, choices, temperature: r.temperature, rng: crate::seed::rng(r.seed) });
+                }
+                Err(e) => out[i] = Some(Err(e)),
+            }
         }
         let settings = DecodeSettings {
-            end: s.tok.end,
-            pad: s.tok.pad,
+            stop: s.chat.stop_ids().to_vec(),
+            pad: s.chat.pad(),
             max_new_tokens: self.settings.max_new_tokens,
             top_p: self.settings.top_p,
             pad_to: self.settings.pad_to,
         };
         for (i, d) in batch.into_iter().zip(decode(&s.infer, rows, settings, &self.device)) {
             let r = &requests[i];
-            out[i] = Some(match d {
+            out[i] = Some(Ok(match d {
                 Decoded::Choice(c) => Act::new(r.valid_actions.as_ref().map(|v| v[c].clone()).unwrap_or_default()),
-                Decoded::Tokens(t) => Act::new(s.tok.decode(&t).trim().to_owned()),
-            });
+                Decoded::Tokens(t) => s.chat.parse(&t),
+            }));
         }
         out.into_iter().map(|a| a.expect("every request answered")).collect()
     }
@@ -337,7 +287,7 @@ impl<B: LmAutodiffBackend> Policy for LmPolicy<B> {
             Err(e) => return requests.iter().map(|_| Err(e.clone())).collect(),
         };
         match guard.as_ref() {
-            Some(s) => self.act_all(s, requests).into_iter().map(Ok).collect(),
+            Some(s) => self.act_all(s, requests),
             None => requests.iter().map(|_| Err(other("the language-model policy has no weights yet: train or load it first"))).collect(),
         }
     }
@@ -345,15 +295,25 @@ impl<B: LmAutodiffBackend> Policy for LmPolicy<B> {
     fn train(&mut self, data: &[Trajectory], config: &TrainConfig) -> Result<TrainReport, PolicyError> {
         let mut guard = self.lock()?;
         // The state leaves the lock while training, so no second copy of the weights is held.
-        let State { tok, config: model_config, model, .. } = match guard.take() {
+        let State { chat, config: model_config, model, source, .. } = match guard.take() {
             Some(s) => s,
             None => self.init_state(data, config.seed)?,
         };
-        let budget = self.prompt_budget();
-        let seqs: Vec<(Vec<u32>, Vec<bool>)> = data.iter().flat_map(|t| template::action_windows(&tok, t, budget)).map(|w| (w.ids, w.trainable)).collect();
+        let budget = self.settings.prompt_budget();
+        let mut seqs: Vec<(Vec<u32>, Vec<bool>)> = Vec::new();
+        for t in data {
+            match chat.windows(t, budget) {
+                Ok(w) => seqs.extend(w.into_iter().map(|w| (w.ids, w.trainable))),
+                Err(e) => {
+                    let message = format!("trajectory {}: {e}", t.id);
+                    *guard = Some(State { infer: model.valid(), chat, config: model_config, model, source });
+                    return Err(other(message));
+                }
+            }
+        }
         let report = TrainReport { trajectories: data.len(), trainable_turns: data.iter().map(Trajectory::trainable_turns).sum(), loss: None };
-        let (model, result) = if seqs.is_empty() { (model, Ok(None)) } else { self.fit(model, &seqs, tok.pad, config) };
-        *guard = Some(State { infer: model.valid(), tok, config: model_config, model });
+        let (model, result) = if seqs.is_empty() { (model, Ok(None)) } else { self.fit(model, &seqs, chat.pad(), config) };
+        *guard = Some(State { infer: model.valid(), chat, config: model_config, model, source });
         Ok(TrainReport { loss: result?.map(f64::from), ..report })
     }
 
@@ -361,8 +321,41 @@ impl<B: LmAutodiffBackend> Policy for LmPolicy<B> {
         let guard = self.lock()?;
         let s = guard.as_ref().ok_or_else(|| other("nothing to save: the policy has no weights yet"))?;
         let ck = |e: String| PolicyError::Checkpoint { path: dir.display().to_string(), message: e };
-        s.tok.save(&dir.join("tokenizer.json")).map_err(ck)?;
-        save_safetensors(dir, &s.config, &s.model).map_err(|e| ck(e.to_string()))
+        std::fs::create_dir_all(dir).map_err(|e| ck(e.to_string()))?;
+        // The tokenizer files: the compact template's own tokenizer, or the pretrained folder's.
+        let tokenizer = |dir: &Path| -> Result<(), PolicyError> {
+            std::fs::create_dir_all(dir).map_err(|e| ck(e.to_string()))?;
+            match &s.source {
+                Some(src) => {
+                    for f in TOKENIZER_FILES {
+                        if src.join(f).exists() {
+                            std::fs::copy(src.join(f), dir.join(f)).map_err(|e| ck(format!("{f}: {e}")))?;
+                        }
+                    }
+                    Ok(())
+                }
+                None => s.chat.tok().save(&dir.join("tokenizer.json")).map_err(ck),
+            }
+        };
+        tokenizer(dir)?;
+        let ids = TokenIds {
+            bos: s.chat.bos(),
+            eos: s.chat.stop_ids().to_vec(),
+            pad: Some(s.chat.pad()),
+        };
+        let options = SaveOptions { dtype: self.settings.save_dtype, max_shard_bytes: self.settings.max_shard_bytes, token_ids: ids };
+        match (&self.settings.lora, s.model.has_lora()) {
+            (Some(l), true) => {
+                let base = self.settings.init.as_ref().map(|p| p.display().to_string());
+                peft::save_adapter(dir, &s.model, l, base.as_deref()).map_err(|e| ck(e.to_string()))?;
+                if l.export_merged {
+                    tokenizer(&dir.join("merged"))?;
+                    hf::save::save_llama(&dir.join("merged"), &s.config, &s.model, &options).map_err(|e| ck(e.to_string()))?;
+                }
+                Ok(())
+            }
+            _ => hf::save::save_llama(dir, &s.config, &s.model, &options).map_err(|e| ck(e.to_string())),
+        }
     }
 
     fn load(&mut self, dir: &Path) -> Result<(), PolicyError> {

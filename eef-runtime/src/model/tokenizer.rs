@@ -1,6 +1,6 @@
 //! Tokenizers: a Hugging Face `tokenizer.json` through the `tokenizers` crate, or, for a model
-//! trained from scratch, a byte-level BPE trained on the experiment's own text and saved next to
-//! the checkpoint.
+//! trained from scratch, a byte-level BPE trained on the experiment's own text (with this
+//! project's compact template tokens reserved) and saved next to the checkpoint.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,13 +11,14 @@ use tokenizers::normalizers::NFC;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, TokenizerBuilder, TokenizerImpl};
 
-/// The chat template's special tokens (also reserved when a BPE is trained).
+/// The compact template's special tokens (reserved when a BPE is trained; see
+/// [`super::chat::compact`]).
 pub const SPECIAL_TOKENS: [&str; 5] = ["<pad>", "<bos>", "<|user|>", "<|assistant|>", "<|end|>"];
 
 /// Texts remembered by [`Tok::encode`] before the memo starts over.
 const MEMO_LIMIT: usize = 200_000;
 
-/// A tokenizer and the ids of the template's special tokens.
+/// A tokenizer.
 ///
 /// [`Tok::encode`] remembers what it encoded (shared by clones): an agent's prompt repeats the
 /// whole dialogue at every step, and environments such as ScienceWorld offer about a thousand
@@ -27,16 +28,6 @@ const MEMO_LIMIT: usize = 200_000;
 pub struct Tok {
     inner: tokenizers::Tokenizer,
     memo: Arc<Mutex<HashMap<String, Vec<u32>>>>,
-    /// Padding.
-    pub pad: u32,
-    /// Start of a dialogue.
-    pub bos: u32,
-    /// Start of a user (environment) turn.
-    pub user: u32,
-    /// Start of an assistant (agent) turn.
-    pub assistant: u32,
-    /// End of a turn; the agent's action ends with it.
-    pub end: u32,
 }
 
 impl std::fmt::Debug for Tok {
@@ -50,18 +41,17 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 impl Tok {
-    fn wrap(mut inner: tokenizers::Tokenizer) -> Result<Self, String> {
-        inner.add_special_tokens(&SPECIAL_TOKENS.map(|s| AddedToken::from(s, true)));
-        let id = |s: &str| inner.token_to_id(s).ok_or_else(|| format!("the tokenizer has no {s} token"));
-        Ok(Tok { pad: id("<pad>")?, bos: id("<bos>")?, user: id("<|user|>")?, assistant: id("<|assistant|>")?, end: id("<|end|>")?, inner, memo: Arc::default() })
+    fn wrap(inner: tokenizers::Tokenizer) -> Self {
+        Tok { inner, memo: Arc::default() }
     }
 
-    /// Loads a Hugging Face `tokenizer.json` (the template's special tokens are added if missing).
+    /// Loads a Hugging Face `tokenizer.json` as it is.
     pub fn from_file(path: &Path) -> Result<Self, String> {
-        Self::wrap(tokenizers::Tokenizer::from_file(path).map_err(|e| format!("{}: {e}", path.display()))?)
+        Ok(Self::wrap(tokenizers::Tokenizer::from_file(path).map_err(|e| format!("{}: {e}", path.display()))?))
     }
 
-    /// Trains a byte-level BPE of `vocab_size` tokens on `corpus`.
+    /// Trains a byte-level BPE of `vocab_size` tokens on `corpus`, with [`SPECIAL_TOKENS`]
+    /// reserved.
     pub fn train_bpe(corpus: &[String], vocab_size: usize) -> Result<Self, String> {
         let mut trainer = BpeTrainerBuilder::new()
             .show_progress(false)
@@ -79,7 +69,17 @@ impl Tok {
             .build()
             .map_err(err)?;
         tok.train(&mut trainer, corpus.iter().cloned()).map_err(err)?;
-        Self::wrap(tokenizers::Tokenizer::from(tok))
+        let mut t = Self::wrap(tokenizers::Tokenizer::from(tok));
+        t.add_special_tokens(&SPECIAL_TOKENS);
+        Ok(t)
+    }
+
+    /// Adds `tokens` as special tokens where missing (new ids follow the vocabulary).
+    pub fn add_special_tokens(&mut self, tokens: &[&str]) {
+        self.inner.add_special_tokens(&tokens.iter().map(|s| AddedToken::from(*s, true)).collect::<Vec<_>>());
+        if let Ok(mut m) = self.memo.lock() {
+            m.clear();
+        }
     }
 
     /// Saves as `tokenizer.json`.
@@ -87,12 +87,17 @@ impl Tok {
         self.inner.save(path, false).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// Vocabulary size, special tokens included.
+    /// Vocabulary size, added tokens included.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
 
-    /// Token ids of `text` (no special tokens added).
+    /// The id of `token`, if the vocabulary has it.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// Token ids of `text` (no special tokens added, as `apply_chat_template` tokenizes).
     pub fn encode(&self, text: &str) -> Vec<u32> {
         if let Some(ids) = self.memo.lock().ok().and_then(|m| m.get(text).cloned()) {
             return ids;
@@ -105,6 +110,12 @@ impl Tok {
             m.insert(text.to_owned(), ids.clone());
         }
         ids
+    }
+
+    /// Token ids of `text` with each token's byte range in `text`.
+    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>), String> {
+        let e = self.inner.encode(text, false).map_err(err)?;
+        Ok((e.get_ids().to_vec(), e.get_offsets().to_vec()))
     }
 
     /// Text of `ids`, special tokens skipped.

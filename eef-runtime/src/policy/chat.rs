@@ -99,11 +99,11 @@ impl ChatPolicy {
     /// observation, then the episode so far in ReAct form.
     fn messages(&self, r: &ActRequest) -> Vec<Message<'static>> {
         let mut m = vec![Message { role: "system", content: self.system.clone() }];
-        let mut observations = r.history.iter().map(|(o, _)| o.as_str()).chain(std::iter::once(r.observation.as_str()));
+        let mut observations = r.history.iter().map(|s| s.observation.as_str()).chain(std::iter::once(r.observation.as_str()));
         let first = observations.next().unwrap_or("");
         m.push(Message { role: "user", content: format!("Instruction: {}\nObservation: {first}", r.instruction) });
-        for ((_, action), obs) in r.history.iter().zip(observations) {
-            m.push(Message { role: "assistant", content: render_action(None, action) });
+        for (step, obs) in r.history.iter().zip(observations) {
+            m.push(Message { role: "assistant", content: render_action(step.thought.as_deref(), &step.action) });
             m.push(Message { role: "user", content: format!("Observation: {obs}") });
         }
         m

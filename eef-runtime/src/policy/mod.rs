@@ -27,14 +27,37 @@ pub struct ActRequest {
     pub task: crate::task::TaskId,
     /// The task's instruction.
     pub instruction: String,
-    /// Earlier `(observation, action)` pairs of the episode, expert prefix included.
-    pub history: Vec<(String, String)>,
+    /// Earlier steps of the episode (observation, thought, action), expert prefix included.
+    pub history: Vec<Step>,
     /// The current observation.
     pub observation: String,
     /// The valid actions, when the environment offers them.
     pub valid_actions: Option<Vec<String>>,
     /// Sampling temperature; 0 means greedy.
     pub temperature: f32,
+}
+
+/// One earlier step of an episode, as a policy sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The observation shown before the action.
+    pub observation: String,
+    /// The reasoning that preceded the action (ReAct's `Thought:`), when there was one.
+    pub thought: Option<String>,
+    /// The action taken.
+    pub action: String,
+}
+
+impl Step {
+    /// A step without a thought.
+    pub fn new(observation: impl Into<String>, action: impl Into<String>) -> Self {
+        Step { observation: observation.into(), thought: None, action: action.into() }
+    }
+
+    /// The step a trajectory's turn records.
+    pub fn of(turn: &crate::trajectory::Turn) -> Self {
+        Step { observation: turn.observation.clone(), thought: turn.thought.clone(), action: turn.action.clone() }
+    }
 }
 
 /// A policy's answer.

@@ -157,7 +157,7 @@ impl Worker {
                 seed: seed::derive_n(job.seed, turns.len() as u64),
                 task: job.task.id.clone(),
                 instruction: job.task.instruction.clone(),
-                history: turns.iter().map(|t| (t.observation.clone(), t.action.clone())).collect(),
+                history: turns.iter().map(crate::policy::Step::of).collect(),
                 observation: observation.clone(),
                 valid_actions,
                 temperature: job.temperature,

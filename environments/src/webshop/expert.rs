@@ -96,7 +96,7 @@ impl Shopper {
             return act(format!("search[{q}]"), "I search for the product the instruction describes.");
         }
         if parts.iter().any(|p| p.starts_with("Page ") && p.contains("(Total results:")) {
-            let visited: HashSet<String> = r.history.iter().filter_map(|(_, a)| a.strip_prefix("click[").map(|x| x.trim_end_matches(']').to_lowercase())).collect();
+            let visited: HashSet<String> = r.history.iter().filter_map(|s| s.action.strip_prefix("click[").map(|x| x.trim_end_matches(']').to_lowercase())).collect();
             let want = words(&wish.product);
             let start = parts.iter().position(|p| p.starts_with("Page ")).unwrap_or(0) + 1;
             let mut items: Vec<(usize, &str)> = Vec::new();
@@ -123,8 +123,8 @@ impl Shopper {
         }
         if parts.last() == Some(&"Buy Now") {
             // Options clicked since the product was opened.
-            let opened = r.history.iter().rposition(|(o, _)| o.contains("(Total results:")).unwrap_or(0);
-            let clicked: HashSet<String> = r.history[opened..].iter().filter_map(|(_, a)| a.strip_prefix("click[").map(|x| x.trim_end_matches(']').to_lowercase())).collect();
+            let opened = r.history.iter().rposition(|s| s.observation.contains("(Total results:")).unwrap_or(0);
+            let clicked: HashSet<String> = r.history[opened..].iter().filter_map(|s| s.action.strip_prefix("click[").map(|x| x.trim_end_matches(']').to_lowercase())).collect();
             let on_page: HashSet<&str> = parts.iter().copied().collect();
             let mut wanted: Vec<&String> = wish.options.iter().filter(|o| on_page.contains(o.as_str())).collect();
             if skip_option {

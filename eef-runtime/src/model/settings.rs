@@ -1,0 +1,131 @@
+//! `[policy]` of an experiment that tunes the language model: [`LmSettings`].
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::backend::{BackendChoice, BackendKind, Precision};
+use super::chat::{AnswerFormat, ChatSettings};
+use super::config::LlamaConfig;
+use super::hf::SaveDtype;
+use super::lora::LoraSettings;
+use super::train::TrainSettings;
+
+/// Settings of an [`super::LmPolicy`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LmSettings {
+    /// The burn backend (`"cpu"`, `"ndarray"`, `"flex"`, `"cuda"`, `"wgpu"`); see [`super::backend`].
+    pub backend: BackendKind,
+    /// `"f32"` or `"bf16"` (CUDA, wgpu): the type weights are kept and computed in.
+    pub precision: Precision,
+    /// GPU index.
+    pub device: usize,
+    /// The architecture of a model trained from scratch (its vocabulary follows the tokenizer).
+    pub model: LlamaConfig,
+    /// A Hugging Face model folder to start from (as `huggingface-cli download` leaves it:
+    /// `config.json`, `model.safetensors` or shards with their index, `tokenizer.json`,
+    /// `tokenizer_config.json`, `generation_config.json`).
+    pub init: Option<PathBuf>,
+    /// Keys of the folder's `config.json` that eef does not know but you have checked do not
+    /// change the model (an unknown key is otherwise an error).
+    pub accept_config_keys: Vec<String>,
+    /// `[policy.chat]`: the chat template, the answer format and what carries loss.
+    pub chat: ChatSettings,
+    /// Vocabulary of a BPE trained from scratch.
+    pub vocab_size: usize,
+    /// Longest dialogue kept (older turns are cut).
+    pub max_context: usize,
+    /// Longest generated answer.
+    pub max_new_tokens: usize,
+    /// Nucleus sampling mass.
+    pub top_p: f32,
+    /// How offered valid actions constrain the answer (`"prefix"`, `"score"` or `"off"`).
+    pub constrained: Constrained,
+    /// Prompts are left-padded to a multiple of this many tokens when batched (see
+    /// [`super::decode`]); larger values batch more episodes together, smaller waste less.
+    pub pad_to: usize,
+    /// Sequences per micro-batch.
+    pub batch_size: usize,
+    /// Optimisation.
+    pub train: TrainSettings,
+    /// `[policy.lora]`: train low-rank adapters instead of every weight (see [`super::lora`]).
+    pub lora: Option<LoraSettings>,
+    /// The dtype checkpoints are written in (`"f32"`, `"bf16"`).
+    pub save_dtype: SaveDtype,
+    /// Checkpoints larger than this many bytes are written as shards with an index.
+    pub max_shard_bytes: usize,
+}
+
+impl Default for LmSettings {
+    fn default() -> Self {
+        LmSettings {
+            backend: BackendKind::default(),
+            precision: Precision::default(),
+            device: 0,
+            model: LlamaConfig::tiny(512),
+            init: None,
+            accept_config_keys: Vec::new(),
+            chat: ChatSettings::default(),
+            vocab_size: 512,
+            max_context: 384,
+            max_new_tokens: 32,
+            top_p: 0.95,
+            constrained: Constrained::Prefix,
+            pad_to: 32,
+            batch_size: 8,
+            train: TrainSettings::default(),
+            lora: None,
+            save_dtype: SaveDtype::F32,
+            max_shard_bytes: 5_000_000_000,
+        }
+    }
+}
+
+/// How an [`super::LmPolicy`] uses the valid actions an environment offers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Constrained {
+    /// Decode through the token trie of the valid actions (batched; one decoding pass).
+    #[default]
+    Prefix,
+    /// Score every valid action by its total log-likelihood and take the best (or sample from
+    /// their softmax at the request's temperature). One request at a time.
+    Score,
+    /// Ignore them and generate freely.
+    Off,
+}
+
+impl LmSettings {
+    /// Checks what can be checked before training: the architecture, the chat settings and the
+    /// LoRA settings (the backend is checked by [`super::lm_policy`], a model folder when it is
+    /// loaded).
+    pub fn validate(&self) -> Result<(), String> {
+        self.model.validate().map_err(|e| format!("[policy.model] {e}"))?;
+        self.chat.date()?;
+        if self.chat.answer == AnswerFormat::React && self.constrained != Constrained::Off {
+            return Err(format!(
+                "[policy] constrained = \"{}\" cannot be used with [policy.chat] answer = \"react\": a ReAct answer starts with a free-form \
+                 thought; set constrained = \"off\" (an answer without a valid action is answered by the environment as an invalid action)",
+                format!("{:?}", self.constrained).to_lowercase()
+            ));
+        }
+        if self.max_new_tokens >= self.max_context {
+            return Err(format!("[policy] max_new_tokens ({}) must be smaller than max_context ({})", self.max_new_tokens, self.max_context));
+        }
+        match &self.lora {
+            Some(l) => l.validate(),
+            None => Ok(()),
+        }
+    }
+
+    /// The backend these settings name.
+    pub fn backend_choice(&self) -> BackendChoice {
+        BackendChoice { backend: self.backend, precision: self.precision, device: self.device }
+    }
+
+    /// Prompt tokens kept before an answer: the context less room for the answer.
+    pub fn prompt_budget(&self) -> usize {
+        self.max_context.saturating_sub(self.max_new_tokens).max(8)
+    }
+}
