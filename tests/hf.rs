@@ -1,0 +1,350 @@
+//! Hugging Face model folders against `transformers` and `peft`: the fixtures in tests/data/hf
+//! were written by scripts/make_hf_fixtures.py (tiny random models and tokenizers in the formats
+//! Llama-3.x, Qwen2.5 and Mistral ship in, with transformers' logits, renderings and masks).
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use eef_runtime::model::chat::{Chat, ChatSettings, Message, Role};
+use eef_runtime::model::hf::{self, peft, SaveDtype, SaveOptions};
+use eef_runtime::model::{Cpu, Llama, LlamaConfig, RopeScaling, Tok};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/hf").join(name)
+}
+
+/// `tokens` and the named logits `[len, vocab]` from a fixture's expected.safetensors.
+fn expected(dir: &Path, logits: &str) -> (Vec<i64>, Vec<f32>, usize) {
+    let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor("tokens").unwrap();
+    let tokens: Vec<i64> = t.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
+    let l = st.tensor(logits).unwrap();
+    let vocab = l.shape()[1];
+    let values: Vec<f32> = l.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    (tokens, values, vocab)
+}
+
+fn logits(model: &Llama<Cpu>, tokens: &[i64]) -> Vec<f32> {
+    let t = Tensor::<Cpu, 2, Int>::from_data(TensorData::new(tokens.to_vec(), [1, tokens.len()]), &Default::default());
+    model.logits(t).into_data().to_vec().unwrap()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Largest |ours - transformers| over every position of the fixture's sequence.
+fn parity(name: &str) -> (LlamaConfig, f32) {
+    let dir = fixture(name);
+    let (config, model) = hf::load_safetensors::<Cpu>(&dir, &Default::default()).unwrap();
+    let (tokens, want, vocab) = expected(&dir, "logits");
+    assert_eq!(vocab, config.vocab_size);
+    let worst = max_diff(&logits(&model, &tokens), &want);
+    eprintln!("{name}: largest |logit difference| from transformers over {} positions: {worst:.2e}", tokens.len());
+    (config, worst)
+}
+
+/// f32 logits agree with transformers to 1e-4 (the fixtures' weights are N(0, 0.15²), larger
+/// than trained models', so that differences show).
+const F32_TOLERANCE: f32 = 1e-4;
+
+#[test]
+fn llama_3_2_style_folder_matches_transformers() {
+    // rope_scaling llama3 with a 32-token original context over 96 positions, rope_theta 500000,
+    // explicit head_dim (16 with hidden 48), tied embeddings, bf16 weights, the transformers-5
+    // config layout (rope_parameters).
+    let (c, worst) = parity("tiny-llama3.2-instruct");
+    assert!(matches!(c.rope_scaling, Some(RopeScaling::Llama3 { original_max_position_embeddings: 32, .. })));
+    assert!(c.tie_word_embeddings && c.head_dim() == 16 && c.hidden_size == 48);
+    assert!(worst <= F32_TOLERANCE, "largest difference from transformers: {worst}");
+}
+
+#[test]
+fn dropping_the_rope_scaling_would_be_caught() {
+    // The same model without its scaling is far off: the parity test above can fail.
+    let dir = fixture("tiny-llama3.2-instruct");
+    let mut config = hf::read_config(&dir, &[]).unwrap();
+    config.rope_scaling = None;
+    let model = hf::load::load_weights::<Cpu>(&dir, &config, &Default::default(), Default::default()).unwrap();
+    let (tokens, want, _) = expected(&dir, "logits");
+    let worst = max_diff(&logits(&model, &tokens), &want);
+    assert!(worst > 0.05, "rope scaling changes the logits by {worst} only");
+}
+
+#[test]
+fn bf16_weights_load_exactly_and_bf16_compute_stays_within_its_tolerance() {
+    // The weights are stored in bf16 and converted exactly; computing in f32 matches transformers
+    // in f32 (above). transformers computing in bf16 differs from f32 by this much on the same
+    // weights: the tolerance to expect from a bf16 backend (CUDA).
+    let dir = fixture("tiny-llama3.2-instruct");
+    let (_, f32_logits, _) = expected(&dir, "logits");
+    let (_, bf16_logits, _) = expected(&dir, "logits_bf16");
+    let bf16_gap = max_diff(&f32_logits, &bf16_logits);
+    eprintln!("transformers bf16 vs f32 compute on the same weights: {bf16_gap:.3e}");
+    assert!(bf16_gap > 1e-3 && bf16_gap < 0.25, "bf16 compute differs from f32 by {bf16_gap}");
+    let (_, model) = hf::load_safetensors::<Cpu>(&dir, &Default::default()).unwrap();
+    let e: Vec<f32> = model.embed_tokens.weight.val().into_data().to_vec().unwrap();
+    assert!(e.iter().all(|v| half::bf16::from_f32(*v).to_f32() == *v), "bf16 values survive the conversion exactly");
+}
+
+#[test]
+fn qwen2_with_biases_from_shards_matches_transformers() {
+    let dir = fixture("tiny-qwen2.5-instruct");
+    assert!(dir.join("model.safetensors.index.json").exists() && !dir.join("model.safetensors").exists());
+    let files = hf::files::TensorFiles::open(&dir).unwrap();
+    assert_eq!(files.paths().len(), 5, "five shards");
+    let (c, worst) = parity("tiny-qwen2.5-instruct");
+    assert!(c.qkv_bias() && !c.o_bias() && c.tie_word_embeddings);
+    assert!(worst <= F32_TOLERANCE, "largest difference from transformers: {worst}");
+}
+
+#[test]
+fn llama_3_1_style_and_mistral_match_transformers() {
+    for name in ["tiny-llama3.1", "tiny-mistral"] {
+        let (_, worst) = parity(name);
+        assert!(worst <= F32_TOLERANCE, "{name}: largest difference from transformers: {worst}");
+    }
+}
+
+/// A copy of a fixture folder with `edit` applied to its config.json.
+fn edited(name: &str, edit: impl Fn(&mut serde_json::Value)) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(fixture(name)).unwrap().flatten() {
+        std::fs::copy(e.path(), tmp.path().join(e.file_name())).unwrap();
+    }
+    let path = tmp.path().join("config.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&path, v.to_string()).unwrap();
+    tmp
+}
+
+fn load_error(dir: &Path) -> String {
+    hf::load_safetensors::<Cpu>(dir, &Default::default()).map(|_| ()).unwrap_err().to_string()
+}
+
+#[test]
+fn what_is_not_implemented_is_refused_by_name() {
+    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+        ("tiny-llama3.1", Box::new(|v| v["rope_parameters"]["rope_type"] = "yarn".into()), "rope_type \"yarn\" is not implemented"),
+        ("tiny-llama3.1", Box::new(|v| v["model_type"] = "gemma2".into()), "model_type = \"gemma2\" is not implemented"),
+        ("tiny-llama3.1", Box::new(|v| v["architectures"] = serde_json::json!(["LlamaForTokenClassification"])), "`LlamaForTokenClassification` is not implemented"),
+        ("tiny-llama3.1", Box::new(|v| v["final_logit_softcapping"] = 30.0.into()), "`final_logit_softcapping` = 30.0"),
+        ("tiny-llama3.1", Box::new(|v| v["hidden_act"] = "gelu_pytorch_tanh".into()), "hidden_act = \"gelu_pytorch_tanh\""),
+        ("tiny-llama3.1", Box::new(|v| v["mlp_bias"] = true.into()), "mlp_bias = true"),
+        ("tiny-llama3.1", Box::new(|v| v["attention_dropout"] = 0.1.into()), "attention_dropout = 0.1"),
+        ("tiny-llama3.1", Box::new(|v| v["quantization_config"] = serde_json::json!({"quant_method": "gptq"})), "`quantization_config`"),
+        ("tiny-qwen2.5-instruct", Box::new(|v| v["layer_types"] = serde_json::json!(["full_attention", "chunked_attention"])), "\"chunked_attention\""),
+        // A bias the configuration does not declare.
+        ("tiny-qwen2.5-instruct", Box::new(|v| v["model_type"] = "llama".into()), "Qwen2ForCausalLM"),
+    ];
+    for (name, edit, needle) in cases {
+        let dir = edited(name, edit);
+        let err = load_error(dir.path());
+        assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    }
+    // A model whose sliding window is shorter than the context it is used with.
+    let dir = edited("tiny-mistral", |v| v["sliding_window"] = 256.into());
+    let c = hf::read_config(dir.path(), &[]).unwrap();
+    assert!(c.check_context(512).unwrap_err().contains("sliding_window = 256"));
+    assert!(c.check_context(256).is_ok());
+    // A declared-harmless key is accepted.
+    let dir = edited("tiny-llama3.1", |v| v["my_note"] = "x".into());
+    assert!(hf::read_config(dir.path(), &["my_note".to_owned()]).is_ok());
+}
+
+#[test]
+fn broken_folders_are_refused_with_the_file_or_tensor() {
+    // No weights at all.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("tiny-mistral/config.json"), tmp.path().join("config.json")).unwrap();
+    let err = load_error(tmp.path());
+    assert!(err.contains("no model.safetensors and no model.safetensors.index.json"), "{err}");
+    // An index that names a missing shard.
+    let dir = edited("tiny-qwen2.5-instruct", |_| {});
+    std::fs::remove_file(dir.path().join("model-00003-of-00005.safetensors")).unwrap();
+    let err = load_error(dir.path());
+    assert!(err.contains("model-00003-of-00005.safetensors"), "{err}");
+    // A tensor the architecture does not use.
+    let dir = edited("tiny-qwen2.5-instruct", |v| {
+        v["model_type"] = "mistral".into();
+        v["architectures"] = serde_json::json!(["MistralForCausalLM"]);
+    });
+    let err = load_error(dir.path());
+    assert!(err.contains("model.layers.0.self_attn.q_proj.bias") && err.contains("has a bias the configuration does not"), "{err}");
+}
+
+#[test]
+fn saved_folders_read_back_with_a_complete_config() {
+    for name in ["tiny-qwen2.5-instruct", "tiny-llama3.2-instruct"] {
+        let dir = fixture(name);
+        let (config, model) = hf::load_safetensors::<Cpu>(&dir, &Default::default()).unwrap();
+        let (tokens, _, _) = expected(&dir, "logits");
+        let before = logits(&model, &tokens);
+        // Sharded f32 (small shards) and one bf16 file.
+        for (dtype, shard) in [(SaveDtype::F32, 40_000), (SaveDtype::Bf16, usize::MAX)] {
+            let out = tempfile::tempdir().unwrap();
+            hf::save::save_llama(out.path(), &config, &model, &SaveOptions { dtype, max_shard_bytes: shard, ..Default::default() }).unwrap();
+            let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("config.json")).unwrap()).unwrap();
+            assert_eq!(cfg["model_type"], config.model_type.model_type());
+            assert_eq!(cfg["architectures"][0], config.model_type.class_name());
+            assert_eq!(cfg["torch_dtype"], dtype.torch_name());
+            assert_eq!(cfg["rope_scaling"].is_null(), config.rope_scaling.is_none());
+            assert_eq!(out.path().join("model.safetensors.index.json").exists(), dtype == SaveDtype::F32, "{name}: f32 is sharded");
+            let (again, reloaded) = hf::load_safetensors::<Cpu>(out.path(), &Default::default()).unwrap();
+            assert_eq!(again, config);
+            let diff = max_diff(&logits(&reloaded, &tokens), &before);
+            let tolerance = if dtype == SaveDtype::F32 { 0.0 } else { 0.25 };
+            assert!(diff <= tolerance, "{name} {dtype:?}: reloaded logits differ by {diff}");
+        }
+    }
+}
+
+#[test]
+fn peft_adapters_load_with_transformers_logits_and_export_the_same_tensors() {
+    let base = fixture("tiny-llama3.2-instruct");
+    let adapter = fixture("peft-lora");
+    let (_, model) = hf::load_safetensors::<Cpu>(&base, &Default::default()).unwrap();
+    let (model, settings) = peft::load_adapter(&adapter, model, &Default::default()).unwrap();
+    assert_eq!((settings.rank, settings.alpha), (4, 8.0));
+    let (tokens, want, _) = expected(&adapter, "logits");
+    let worst = max_diff(&logits(&model, &tokens), &want);
+    assert!(worst <= F32_TOLERANCE, "base + adapter differ from peft by {worst}");
+    // Exported again: the same tensors under the same names.
+    let out = tempfile::tempdir().unwrap();
+    peft::save_adapter(out.path(), &model, &settings, Some("tiny-llama3.2-instruct")).unwrap();
+    let read = |p: &Path| std::fs::read(p.join(peft::WEIGHTS)).unwrap();
+    let (a, b) = (read(&adapter), read(out.path()));
+    let (a, b) = (safetensors::SafeTensors::deserialize(&a).unwrap(), safetensors::SafeTensors::deserialize(&b).unwrap());
+    let mut names: Vec<String> = a.names().into_iter().map(str::to_owned).collect();
+    names.sort();
+    let mut exported: Vec<String> = b.names().into_iter().map(str::to_owned).collect();
+    exported.sort();
+    assert_eq!(names, exported);
+    for n in &names {
+        assert_eq!(a.tensor(n).unwrap().data(), b.tensor(n).unwrap().data(), "{n}");
+    }
+    // Merged into the weights, the function is the same.
+    let merged = model.merge_lora();
+    assert!(max_diff(&logits(&merged, &tokens), &want) <= F32_TOLERANCE);
+}
+
+#[test]
+fn unsupported_adapters_are_refused_by_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    for f in [peft::CONFIG, peft::WEIGHTS] {
+        std::fs::copy(fixture("peft-lora").join(f), tmp.path().join(f)).unwrap();
+    }
+    let path = tmp.path().join(peft::CONFIG);
+    let original: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for (key, value, needle) in [
+        ("use_dora", serde_json::json!(true), "`use_dora` = true"),
+        ("bias", serde_json::json!("all"), "bias = \"all\""),
+        ("modules_to_save", serde_json::json!(["lm_head"]), "`modules_to_save`"),
+        ("rank_pattern", serde_json::json!({"q_proj": 8}), "`rank_pattern`"),
+        ("lora_dropout", serde_json::json!(0.05), "lora_dropout = 0.05"),
+        ("peft_type", serde_json::json!("IA3"), "only LORA"),
+    ] {
+        let mut v = original.clone();
+        v[key] = value;
+        std::fs::write(&path, v.to_string()).unwrap();
+        let err = peft::read_adapter_config(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains(needle), "{key}: {err}");
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Case {
+    messages: Vec<Message>,
+    add_generation_prompt: bool,
+    text: String,
+    ids: Vec<u32>,
+    assistant_mask: Vec<u8>,
+}
+
+fn chat(folder: &str, settings: ChatSettings) -> Chat {
+    let dir = fixture(folder);
+    Chat::from_folder(&dir, Tok::from_file(&dir.join("tokenizer.json")).unwrap(), settings).unwrap()
+}
+
+fn cases(file: &str) -> Vec<Case> {
+    serde_json::from_str(&std::fs::read_to_string(fixture(file)).unwrap()).unwrap()
+}
+
+#[test]
+fn chat_templates_render_what_apply_chat_template_renders_token_for_token() {
+    for (folder, file) in [("tiny-llama3.2-instruct", "chat-llama3.json"), ("tiny-qwen2.5-instruct", "chat-qwen2.5.json")] {
+        let chat = chat(folder, ChatSettings::default());
+        let cases = cases(file);
+        assert!(cases.len() >= 20);
+        for (i, c) in cases.iter().enumerate() {
+            let text = chat.render_text(&c.messages, c.add_generation_prompt).unwrap();
+            assert_eq!(text, c.text, "{file} case {i}: text");
+            assert_eq!(chat.tok().encode(&text), c.ids, "{file} case {i}: tokens");
+        }
+    }
+}
+
+/// The runs of consecutive 1s in a mask, as index ranges.
+fn runs(mask: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, &m) in mask.iter().chain(std::iter::once(&0)).enumerate() {
+        match (m, start) {
+            (1, None) => start = Some(i),
+            (0, Some(s)) => {
+                out.push(s..i);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn loss_masks_mark_exactly_the_trainable_answers_tokens() {
+    for (folder, file) in [("tiny-llama3.2-instruct", "chat-llama3.json"), ("tiny-qwen2.5-instruct", "chat-qwen2.5.json")] {
+        let chat = chat(folder, ChatSettings::default());
+        for (i, c) in cases(file).into_iter().enumerate() {
+            // Every other assistant message is masked out (an expert prefix, a harmful action).
+            let mut messages = c.messages.clone();
+            let mut k = 0;
+            let mut keep = Vec::new();
+            for m in messages.iter_mut().filter(|m| m.role == Role::Assistant) {
+                m.trainable = k % 2 == 0 || i % 3 == 0;
+                keep.push(m.trainable);
+                k += 1;
+            }
+            // transformers' assistant mask ({% generation %} around each answer and its end-of-turn
+            // token), restricted to the trainable answers.
+            let spans = runs(&c.assistant_mask);
+            assert_eq!(spans.len(), keep.len(), "{file} case {i}: one span per answer");
+            let mut want = vec![false; c.ids.len()];
+            for (span, keep) in spans.into_iter().zip(keep) {
+                if keep {
+                    want[span].iter_mut().for_each(|w| *w = true);
+                }
+            }
+            let got = chat.render(&messages, c.add_generation_prompt).unwrap();
+            assert_eq!(got.ids, c.ids, "{file} case {i}");
+            assert_eq!(got.trainable, want, "{file} case {i}: mask");
+        }
+    }
+}
+
+#[test]
+fn stop_ids_come_from_generation_config_and_include_the_end_of_turn() {
+    let llama = chat("tiny-llama3.2-instruct", ChatSettings::default());
+    let tok = llama.tok();
+    let ids = |names: &[&str]| names.iter().map(|n| tok.token_id(n).unwrap()).collect::<Vec<u32>>();
+    assert_eq!(llama.stop_ids(), ids(&["<|end_of_text|>", "<|eom_id|>", "<|eot_id|>"]));
+    let qwen = chat("tiny-qwen2.5-instruct", ChatSettings::default());
+    assert_eq!(qwen.stop_ids(), qwen.tok().token_id("<|im_end|>").into_iter().chain(qwen.tok().token_id("<|endoftext|>")).collect::<Vec<_>>());
+    // An answer's tokens (what constrained decoding walks) end with the end-of-turn token.
+    let answer = llama.answer("click[buy now]");
+    assert_eq!(*answer.last().unwrap(), tok.token_id("<|eot_id|>").unwrap());
+    assert_eq!(tok.decode(&answer[..answer.len() - 1]), "click[buy now]");
+}
