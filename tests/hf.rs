@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use eef_runtime::model::chat::{Chat, ChatSettings, Message, Role};
 use eef_runtime::model::hf::{self, peft, SaveDtype, SaveOptions};
-use eef_runtime::model::{Cpu, Llama, LlamaConfig, RopeScaling, Tok};
+use eef_runtime::model::{Cpu, CpuTrain, Llama, LlamaConfig, RopeScaling, Tok};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/hf").join(name)
@@ -347,4 +347,107 @@ fn stop_ids_come_from_generation_config_and_include_the_end_of_turn() {
     let answer = llama.answer("click[buy now]");
     assert_eq!(*answer.last().unwrap(), tok.token_id("<|eot_id|>").unwrap());
     assert_eq!(tok.decode(&answer[..answer.len() - 1]), "click[buy now]");
+}
+
+/// A trajectory with thoughts: `(observation, thought, action, trainable)` per turn.
+fn react_trajectory(k: usize, turns: &[(&str, &str, &str, bool)]) -> eef_runtime::Trajectory {
+    use eef_runtime::{Actor, Source, StartState, Termination, Trajectory, Turn};
+    Trajectory {
+        id: format!("t{k}"),
+        task_id: format!("task-{k}").into(),
+        instruction: format!("buy red socks {k}"),
+        source: Source::Expert,
+        start: StartState::TaskStart,
+        sample: 0,
+        seed: 0,
+        turns: turns
+            .iter()
+            .map(|(o, t, a, trainable)| Turn { observation: (*o).into(), thought: Some((*t).into()), action: (*a).into(), actor: Actor::Expert, reward: 0.0, trainable: *trainable })
+            .collect(),
+        final_observation: String::new(),
+        termination: Termination::Done,
+        reward: 1.0,
+        success: true,
+    }
+}
+
+#[test]
+fn react_windows_train_thought_and_action_or_only_the_action() {
+    use eef_runtime::model::chat::{AnswerFormat, LossOn};
+    let t = react_trajectory(0, &[("WebShop [SEP] Search", "I should search.", "search[red socks]", false), ("results [SEP] B0123", "The first fits.", "click[b0123]", true)]);
+    for (loss, trained_text) in [(LossOn::ThoughtAndAction, "Thought: The first fits.\nAction: click[b0123]"), (LossOn::Action, "Action: click[b0123]")] {
+        let chat = chat("tiny-llama3.2-instruct", ChatSettings { answer: AnswerFormat::React, loss, ..Default::default() });
+        let windows = chat.windows(&t, 10_000).unwrap();
+        assert_eq!(windows.len(), 1, "one window per trainable turn");
+        let w = &windows[0];
+        let trained = w.trained_ids();
+        let eot = chat.tok().token_id("<|eot_id|>").unwrap();
+        assert_eq!(*trained.last().unwrap(), eot, "the end-of-turn token is trained");
+        assert_eq!(chat.tok().decode(&trained[..trained.len() - 1]), trained_text, "{loss:?}");
+        // The window's prompt is exactly what acting sees at that turn.
+        let prompt = chat.prompt(&t.instruction, &[eef_runtime::policy::Step::of(&t.turns[0])], &t.turns[1].observation).unwrap();
+        assert_eq!(w.ids[..prompt.len()], prompt[..]);
+        assert!(w.trainable[..prompt.len()].iter().all(|x| !x), "nothing of the prompt is trained");
+        // The earlier, untrainable turn's thought is in the prompt as the model wrote it.
+        assert!(chat.tok().decode(&prompt).contains("Thought: I should search.\nAction: search[red socks]"));
+    }
+}
+
+#[test]
+fn answers_are_parsed_the_same_way_and_unparsable_ones_go_to_the_environment_as_they_are() {
+    use eef_runtime::model::chat::AnswerFormat;
+    let chat = chat("tiny-qwen2.5-instruct", ChatSettings { answer: AnswerFormat::React, ..Default::default() });
+    let tok = chat.tok();
+    let act = chat.parse(&tok.encode("Thought: the red ones.\nAction: click[red]"));
+    assert_eq!((act.thought.as_deref(), act.action.as_str()), (Some("the red ones."), "click[red]"));
+    let act = chat.parse(&tok.encode("I think I will click red"));
+    assert_eq!((act.thought, act.action.as_str()), (None, "I think I will click red"), "sent as is: the environment answers it as an invalid action");
+}
+
+#[test]
+fn an_instruct_folder_trains_a_lora_react_policy_that_saves_as_peft_and_reloads() {
+    use eef_runtime::model::chat::AnswerFormat;
+    use eef_runtime::model::{Constrained, LmPolicy, LmSettings, LoraSettings};
+    use eef_runtime::policy::{ActRequest, Policy, TrainConfig};
+    let turns = |k: usize| {
+        let page = format!("results [SEP] B0{k}");
+        react_trajectory(k, &[("WebShop [SEP] Search", "Search first.", "search[red socks]", true), (Box::leak(page.into_boxed_str()), "Buy it.", "click[buy now]", true)])
+    };
+    let data: Vec<_> = (0..4).map(turns).collect();
+    let settings = LmSettings {
+        init: Some(fixture("tiny-llama3.2-instruct")),
+        chat: ChatSettings { answer: AnswerFormat::React, ..Default::default() },
+        constrained: Constrained::Off,
+        max_context: 512,
+        max_new_tokens: 24,
+        batch_size: 4,
+        lora: Some(LoraSettings { rank: 8, alpha: 16.0, targets: ["q_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj", "k_proj"].map(String::from).to_vec(), ..Default::default() }),
+        train: eef_runtime::model::TrainSettings { learning_rate: 3e-2, warmup_steps: 2, ..Default::default() },
+        ..LmSettings::default()
+    };
+    settings.validate().unwrap();
+    let mut p = LmPolicy::<CpuTrain>::new(settings.clone(), Default::default());
+    let report = p.train(&data, &TrainConfig { epochs: 80, ..TrainConfig::default() }).unwrap();
+    assert_eq!(report.trainable_turns, 8);
+    let req = ActRequest {
+        seed: 3,
+        task: "task-1".into(),
+        instruction: "buy red socks 1".into(),
+        history: vec![eef_runtime::policy::Step { observation: "WebShop [SEP] Search".into(), thought: Some("Search first.".into()), action: "search[red socks]".into() }],
+        observation: "results [SEP] B01".into(),
+        valid_actions: None,
+        temperature: 0.0,
+    };
+    let act = p.act_batch(std::slice::from_ref(&req)).remove(0).unwrap();
+    assert_eq!((act.thought.as_deref(), act.action.as_str()), (Some("Buy it."), "click[buy now]"));
+    // Saved as a PEFT adapter (with the tokenizer files), reloaded over the same base.
+    let out = tempfile::tempdir().unwrap();
+    p.save(out.path()).unwrap();
+    for f in [peft::CONFIG, peft::WEIGHTS, "tokenizer.json", "chat_template.jinja", "generation_config.json"] {
+        assert!(out.path().join(f).exists(), "{f}");
+    }
+    assert!(!out.path().join("model.safetensors").exists(), "the base weights are not copied");
+    let mut q = LmPolicy::<CpuTrain>::new(settings, Default::default());
+    q.load(out.path()).unwrap();
+    assert_eq!(q.act_batch(&[req]).remove(0).unwrap(), act);
 }
