@@ -39,7 +39,7 @@ fn model<B: LmAutodiffBackend>(device: &B::Device) -> Llama<B> {
 fn sequences(chat: &Chat) -> Vec<(Vec<u32>, Vec<bool>)> {
     let t = |k: usize| {
         let steps = vec![Step::new(format!("WebShop [SEP] Search [SEP] item {k}"), "search[red socks]"), Step::new("results [SEP] B0123 [SEP] red socks", format!("click[b012{k}]"))];
-        let mut ids = chat.prompt(&format!("find red socks {k}"), &steps, "socks page [SEP] Buy Now").unwrap();
+        let mut ids = chat.prompt(&format!("find red socks {k}"), &steps, "socks page [SEP] Buy Now", 4096).unwrap();
         let n = ids.len();
         ids.extend(chat.answer("click[buy now]"));
         let mask = (0..ids.len()).map(|i| i >= n).collect();
@@ -74,7 +74,7 @@ fn decoded<B: LmAutodiffBackend>(m: &Llama<B>, chat: &Chat, device: &B::Device) 
     let choices: Vec<Vec<u32>> = ["click[buy now]", "click[< prev]", "click[back to search]", "search[red socks]"].iter().map(|a| chat.answer(a)).collect();
     let rows = (0..4)
         .map(|k| DecodeRow {
-            prompt: chat.prompt(&format!("buy item {k}"), &[Step::new("WebShop [SEP] Search", "search[socks]")], &format!("page {k} [SEP] Buy Now")).unwrap(),
+            prompt: chat.prompt(&format!("buy item {k}"), &[Step::new("WebShop [SEP] Search", "search[socks]")], &format!("page {k} [SEP] Buy Now"), 4096).unwrap(),
             choices: (k % 2 == 0).then(|| choices.clone()),
             temperature: 0.0,
             rng: eef_runtime::seed::rng(k as u64),

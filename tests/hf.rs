@@ -385,7 +385,7 @@ fn react_windows_train_thought_and_action_or_only_the_action() {
         assert_eq!(*trained.last().unwrap(), eot, "the end-of-turn token is trained");
         assert_eq!(chat.tok().decode(&trained[..trained.len() - 1]), trained_text, "{loss:?}");
         // The window's prompt is exactly what acting sees at that turn.
-        let prompt = chat.prompt(&t.instruction, &[eef_runtime::policy::Step::of(&t.turns[0])], &t.turns[1].observation).unwrap();
+        let prompt = chat.prompt(&t.instruction, &[eef_runtime::policy::Step::of(&t.turns[0])], &t.turns[1].observation, 10_000).unwrap();
         assert_eq!(w.ids[..prompt.len()], prompt[..]);
         assert!(w.trainable[..prompt.len()].iter().all(|x| !x), "nothing of the prompt is trained");
         // The earlier, untrainable turn's thought is in the prompt as the model wrote it.
@@ -450,4 +450,33 @@ fn an_instruct_folder_trains_a_lora_react_policy_that_saves_as_peft_and_reloads(
     let mut q = LmPolicy::<CpuTrain>::new(settings, Default::default());
     q.load(out.path()).unwrap();
     assert_eq!(q.act_batch(&[req]).remove(0).unwrap(), act);
+}
+
+#[test]
+fn long_episodes_drop_their_oldest_turns_keep_the_instruction_and_train_on_what_acting_sees() {
+    use eef_runtime::model::chat::AnswerFormat;
+    let turns: Vec<(String, String, String, bool)> =
+        (0..8).map(|i| (format!("page {i}: {}", "red socks cotton [SEP] ".repeat(6)), format!("step {i} looks right."), format!("click[item {i}]"), i % 2 == 1)).collect();
+    let borrowed: Vec<(&str, &str, &str, bool)> = turns.iter().map(|(o, t, a, k)| (o.as_str(), t.as_str(), a.as_str(), *k)).collect();
+    let t = react_trajectory(3, &borrowed);
+    let settings = ChatSettings { answer: AnswerFormat::React, system_prompt: Some("You shop.".into()), ..Default::default() };
+    let corpus: Vec<String> = eef_runtime::model::chat::corpus(&t);
+    let chats = [chat("tiny-llama3.2-instruct", settings.clone()), Chat::compact(Tok::train_bpe(&corpus, 400).unwrap(), settings).unwrap()];
+    for chat in chats {
+        let budget = 220;
+        let windows = chat.windows(&t, budget).unwrap();
+        assert_eq!(windows.len(), 4);
+        let steps: Vec<eef_runtime::policy::Step> = t.turns.iter().map(eef_runtime::policy::Step::of).collect();
+        for (w, k) in windows.iter().zip([1, 3, 5, 7]) {
+            let prompt = chat.prompt(&t.instruction, &steps[..k], &t.turns[k].observation, budget).unwrap();
+            assert!(prompt.len() <= budget, "{} tokens", prompt.len());
+            assert_eq!(w.ids[..prompt.len()], prompt[..], "turn {k}: the window's prompt is the acting prompt");
+            let text = chat.tok().decode(&prompt);
+            assert!(text.contains("You shop.") && text.contains("buy red socks 3"), "turn {k}: the system prompt and instruction stay: {text}");
+            assert!(text.contains(&format!("page {k}:")), "turn {k}: the current observation is there");
+            if k == 7 {
+                assert!(!text.contains("page 0:"), "the oldest turns are dropped");
+            }
+        }
+    }
 }

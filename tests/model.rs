@@ -258,10 +258,11 @@ fn batched_actions_equal_actions_taken_alone() {
     }
 }
 
-/// The training run of `killed_training_resumes_to_the_same_weights`: 32 short trajectories,
-/// batch 2, 20 epochs (320 optimizer steps), a checkpoint after every step when `ckpt` is given.
-fn resumable_run(ckpt: Option<&std::path::Path>) -> eef_runtime::model::LmPolicy<CpuTrain> {
-    use eef_runtime::model::{LmPolicy, LmSettings};
+/// The training run of the kill-and-resume tests: 32 short trajectories, batch 2, 20 epochs (320
+/// optimizer steps), a checkpoint after every step when `ckpt` is given; with `lora`, only LoRA
+/// adapters train (and only they are checkpointed).
+fn resumable_run(ckpt: Option<&std::path::Path>, lora: bool) -> eef_runtime::model::LmPolicy<CpuTrain> {
+    use eef_runtime::model::{LmPolicy, LmSettings, LoraSettings};
     use eef_runtime::policy::{Policy, TrainConfig};
     use eef_runtime::Trajectory;
     let data: Vec<Trajectory> = (0..32)
@@ -273,32 +274,35 @@ fn resumable_run(ckpt: Option<&std::path::Path>) -> eef_runtime::model::LmPolicy
     let mut settings = LmSettings { model: small(false), vocab_size: 300, batch_size: 2, ..LmSettings::default() };
     settings.train.checkpoint_every = 1;
     settings.train.accumulation = 2;
+    if lora {
+        settings.lora = Some(LoraSettings { rank: 4, alpha: 8.0, ..LoraSettings::default() });
+    }
     let mut p = LmPolicy::<CpuTrain>::new(settings, Default::default());
     let cfg = TrainConfig { epochs: 20, seed: 11, checkpoint_dir: ckpt.map(|d| d.to_path_buf()), ..TrainConfig::default() };
     p.train(&data, &cfg).unwrap();
     p
 }
 
-#[test]
-fn killed_training_resumes_to_the_same_weights() {
+/// Kills a training child process (SIGKILL) after a few checkpointed steps, resumes in this
+/// process, and checks the result equals an uninterrupted run's, byte for byte.
+fn kill_and_resume(test: &str, lora: bool) {
     use eef_runtime::policy::Policy;
     // In the child process: train with checkpoints until killed.
     if let Ok(dir) = std::env::var("EEF_TRAIN_CHILD") {
-        resumable_run(Some(std::path::Path::new(&dir)));
+        resumable_run(Some(std::path::Path::new(&dir)), lora);
         return;
     }
+    // The saved weights: the model, or with LoRA the PEFT adapter.
     let weights = |p: &dyn Policy| {
         let dir = tempfile::tempdir().unwrap();
         p.save(dir.path()).unwrap();
-        std::fs::read(dir.path().join("model.safetensors")).unwrap()
+        std::fs::read(dir.path().join(if lora { "adapter_model.safetensors" } else { "model.safetensors" })).unwrap()
     };
-    let uninterrupted = weights(&resumable_run(None));
+    let uninterrupted = weights(&resumable_run(None, lora));
 
-    // A child process trains with a checkpoint after every optimizer step; it is killed (SIGKILL)
-    // once a few steps are saved.
     let ckpt = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["killed_training_resumes_to_the_same_weights", "--exact", "--test-threads", "1"])
+        .args([test, "--exact", "--test-threads", "1"])
         .env("EEF_TRAIN_CHILD", ckpt.path())
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -317,11 +321,25 @@ fn killed_training_resumes_to_the_same_weights() {
     child.wait().unwrap();
     let killed_at = step();
     assert!((5..160).contains(&killed_at), "killed mid-run (step {killed_at} of 160)");
+    if lora {
+        let files: Vec<String> = std::fs::read_dir(ckpt.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        assert!(files.iter().any(|f| f.starts_with("adapters-")) && !files.iter().any(|f| f.starts_with("model-")), "only the adapters are checkpointed: {files:?}");
+    }
 
     // A fresh policy given the same data and folder resumes and ends with the same weights.
-    let resumed = weights(&resumable_run(Some(ckpt.path())));
+    let resumed = weights(&resumable_run(Some(ckpt.path()), lora));
     assert!(!progress.exists(), "the spent training state is removed");
     assert!(resumed == uninterrupted, "resumed from step {killed_at}, the weights differ from an uninterrupted run");
+}
+
+#[test]
+fn killed_training_resumes_to_the_same_weights() {
+    kill_and_resume("killed_training_resumes_to_the_same_weights", false);
+}
+
+#[test]
+fn killed_lora_training_resumes_to_the_same_adapters_from_an_adapter_only_checkpoint() {
+    kill_and_resume("killed_lora_training_resumes_to_the_same_adapters_from_an_adapter_only_checkpoint", true);
 }
 
 #[test]

@@ -13,6 +13,8 @@ pub mod cli;
 pub mod hf_export;
 pub mod lm;
 pub mod lm_bench;
+pub mod mem_bench;
+pub mod plan;
 pub mod sciworld;
 pub mod sciworld_bench;
 pub mod vault;

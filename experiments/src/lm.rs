@@ -7,9 +7,17 @@ use eef_runtime::{Error, ExperimentConfig};
 /// Reads `[policy]` as [`LmSettings`] and returns a factory of fresh [`eef_runtime::model::LmPolicy`]s
 /// on the backend it names. The backend is checked here, so a missing cargo feature (e.g.
 /// `backend = "cuda"` without `--features cuda`) is reported before anything runs.
-pub fn policy_factory(config: &ExperimentConfig) -> Result<impl Fn() -> Box<dyn Policy> + Send + Sync + 'static, Error> {
-    let settings: LmSettings = config.policy()?;
+///
+/// `system_prompt` is the environment's own prompt (its task, its actions and the ReAct answer
+/// format). A policy that starts from a pretrained model (`[policy] init`) gets it as its system
+/// message unless `[policy.chat] system_prompt` says otherwise (`""` for none); a model trained
+/// from scratch gets none by default.
+pub fn policy_factory(config: &ExperimentConfig, system_prompt: Option<&str>) -> Result<impl Fn() -> Box<dyn Policy> + Send + Sync + 'static, Error> {
+    let mut settings: LmSettings = config.policy()?;
     settings.validate().map_err(|e| Error::Setup(format!("[policy]: {e}")))?;
+    if settings.init.is_some() && settings.chat.system_prompt.is_none() {
+        settings.chat.system_prompt = system_prompt.map(str::to_owned);
+    }
     let check = lm_policy(settings.clone()).map_err(|e| Error::Setup(format!("[policy] backend: {e}")))?;
     drop(check);
     Ok(move || match lm_policy(settings.clone()) {

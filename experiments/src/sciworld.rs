@@ -22,7 +22,7 @@ pub fn experiment(config: ExperimentConfig) -> Result<Experiment, Error> {
     eprintln!("ScienceWorld: gold action sequences for {} tasks (cached after the first run)...", tasks.len());
     let gold = gold_paths(&install, &sw.simplifications, &tasks).map_err(Error::Setup)?;
     let expert = GoldExpert::new(&gold, &sw.expert);
-    let policy = crate::lm::policy_factory(&config)?;
+    let policy = crate::lm::policy_factory(&config, Some(eef_environments::sciworld::SYSTEM_PROMPT))?;
     Ok(Experiment::new(config)
         .environment(SciWorldEnv::factory(&sw)?)
         .expert(expert)

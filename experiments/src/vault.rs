@@ -29,7 +29,7 @@ pub const LM_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/vault-
 /// BPE tokenizer learned from the expert data; `[policy]` holds its settings.
 pub fn experiment_lm(config: ExperimentConfig) -> Result<Experiment, Error> {
     let vault: VaultConfig = config.environment()?;
-    let policy = crate::lm::policy_factory(&config)?;
+    let policy = crate::lm::policy_factory(&config, None)?;
     let expert = ScriptedExpert::new(&World::new(&vault));
     Ok(Experiment::new(config)
         .environment(VaultEnv::factory(&vault))

@@ -31,7 +31,7 @@ pub struct Settings {
 pub fn experiment(config: ExperimentConfig) -> Result<Experiment, Error> {
     let settings: Settings = config.environment()?;
     let factory = WebShopEnv::factory(&settings.env)?;
-    let policy = crate::lm::policy_factory(&config)?;
+    let policy = crate::lm::policy_factory(&config, Some(SYSTEM_PROMPT))?;
     let label = if settings.env.data_dir.is_some() { "webshop" } else { "webshop-synth" };
     let note = match label {
         "webshop" => "WebShop, original data.".to_owned(),

@@ -7,6 +7,11 @@
 //! Files in the checkpoint folder: `progress.json`, written last and atomically, names the step of
 //! `model-<step>.mpk` and `optim-<step>.mpk`; older files are removed after it is written, so a
 //! kill at any moment leaves a complete checkpoint.
+//!
+//! With LoRA only the adapters train, so only they are saved (`adapters-<step>.safetensors`,
+//! with their parameter ids, which the optimizer state refers to): the frozen base weights are
+//! reloaded from the model folder, and a checkpoint of an 8B model stays megabytes, not the 32 GB
+//! a full f32 record would take.
 
 use std::path::{Path, PathBuf};
 
@@ -54,21 +59,83 @@ fn files(dir: &Path, step: usize) -> (PathBuf, PathBuf) {
     (dir.join(format!("model-{step}")), dir.join(format!("optim-{step}")))
 }
 
+fn adapters_file(dir: &Path, step: usize) -> PathBuf {
+    dir.join(format!("adapters-{step}.safetensors"))
+}
+
+/// Writes the adapters of `model` with their parameter ids (f32).
+fn save_adapters<B: burn::prelude::Backend>(path: &Path, model: &super::llama::Llama<B>) -> Result<(), String> {
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut ids = std::collections::HashMap::new();
+    for (layer, name, p) in model.projections() {
+        let Some(l) = &p.lora else { continue };
+        for (which, param) in [("a", &l.a), ("b", &l.b)] {
+            let key = format!("{layer}.{name}.{which}");
+            let t = param.val();
+            let dims = t.dims().to_vec();
+            let values: Vec<f32> = t.into_data().convert::<f32>().to_vec().map_err(|e| format!("{key}: {e:?}"))?;
+            ids.insert(key.clone(), param.id.val().to_string());
+            owned.push((key, dims, values.iter().flat_map(|v| v.to_le_bytes()).collect()));
+        }
+    }
+    let views = owned
+        .iter()
+        .map(|(n, shape, bytes)| safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes).map(|v| (n.clone(), v)).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    safetensors::serialize_to_file(views, Some(ids), path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The model with its adapters replaced by those saved in `path` (values and parameter ids).
+fn load_adapters<B: LmAutodiffBackend>(path: &Path, model: super::llama::Llama<B>, device: &B::Device) -> Result<super::llama::Llama<B>, String> {
+    use burn::module::{Param, ParamId};
+    use burn::prelude::*;
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let ids = meta.metadata().clone().unwrap_or_default();
+    let mut failure = None;
+    let param = |key: String| -> Result<Param<Tensor<B, 2>>, String> {
+        let view = st.tensor(&key).map_err(|e| format!("{}: {key}: {e}", path.display()))?;
+        let [r, c] = [view.shape()[0], view.shape()[1]];
+        let values: Vec<f32> = view.data().chunks_exact(4).map(|x| f32::from_le_bytes([x[0], x[1], x[2], x[3]])).collect();
+        let id: u64 = ids.get(&key).and_then(|v| v.parse().ok()).ok_or_else(|| format!("{}: no parameter id for {key}", path.display()))?;
+        Ok(Param::initialized(ParamId::from(id), Tensor::from_data(TensorData::new(values, [r, c]), device)).set_require_grad(true))
+    };
+    let model = model.map_projections_indexed(|layer, name, p| match p.lora {
+        Some(l) if failure.is_none() => match (param(format!("{layer}.{name}.a")), param(format!("{layer}.{name}.b"))) {
+            (Ok(a), Ok(b)) => super::lora::Proj { base: p.base, lora: Some(super::lora::Adapter::from_params(a, b, l.scale())) },
+            (Err(e), _) | (_, Err(e)) => {
+                failure = Some(e);
+                super::lora::Proj { base: p.base, lora: Some(l) }
+            }
+        },
+        lora => super::lora::Proj { base: p.base, lora },
+    });
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(model),
+    }
+}
+
 /// Saves the trainer's state and `progress` into `dir`.
 pub fn save<B: LmAutodiffBackend>(dir: &Path, trainer: &Trainer<B>, progress: &TrainProgress) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let (model, optim) = files(dir, progress.step);
-    trainer.model().clone().save_file(&model, &recorder()).map_err(|e| format!("{}: {e}", model.display()))?;
+    if trainer.model().has_lora() {
+        save_adapters(&adapters_file(dir, progress.step), trainer.model())?;
+    } else {
+        trainer.model().clone().save_file(&model, &recorder()).map_err(|e| format!("{}: {e}", model.display()))?;
+    }
     recorder().record(trainer.optimizer_record(), optim.clone()).map_err(|e| format!("{}: {e}", optim.display()))?;
     let json = serde_json::to_string_pretty(progress).map_err(|e| e.to_string())?;
     let tmp = dir.join("progress.json.tmp");
     std::fs::write(&tmp, json).map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, dir.join("progress.json")).map_err(|e| format!("{}: {e}", dir.display()))?;
     // Older steps' files are no longer referenced.
-    let keep = [format!("model-{}.mpk", progress.step), format!("optim-{}.mpk", progress.step)];
+    let keep = [format!("model-{}.mpk", progress.step), format!("optim-{}.mpk", progress.step), format!("adapters-{}.safetensors", progress.step)];
     for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if (name.starts_with("model-") || name.starts_with("optim-")) && !keep.contains(&name) {
+        if (name.starts_with("model-") || name.starts_with("optim-") || name.starts_with("adapters-")) && !keep.contains(&name) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -87,8 +154,14 @@ pub fn restore<B: LmAutodiffBackend>(dir: &Path, fingerprint: u64, trainer: &mut
         return Ok(None);
     }
     let (model, optim) = files(dir, progress.step);
-    let record = recorder().load(model.clone(), device).map_err(|e| format!("{}: {e}", model.display()))?;
     let optim_record = recorder().load(optim.clone(), device).map_err(|e| format!("{}: {e}", optim.display()))?;
-    trainer.restore(record, optim_record, progress.step, progress.micro);
+    let adapters = adapters_file(dir, progress.step);
+    if adapters.exists() {
+        let restored = load_adapters(&adapters, trainer.model().clone(), device)?;
+        trainer.restore_model(restored, optim_record, progress.step, progress.micro);
+    } else {
+        let record = recorder().load(model.clone(), device).map_err(|e| format!("{}: {e}", model.display()))?;
+        trainer.restore(record, optim_record, progress.step, progress.micro);
+    }
     Ok(Some(progress))
 }

@@ -102,7 +102,7 @@ fn decode_group<B: LmBackend, R: Rng>(model: &Llama<B>, rows: Vec<DecodeRow<R>>,
     let mut out: Vec<Option<Decoded>> = vec![None; n];
     let mut cache = model.new_cache();
     let pads: Vec<usize> = live.iter().map(|(_, l)| l.pad).collect();
-    let mut lp = last_log_probs(model.forward_padded(Tensor::from_data(TensorData::new(ids, [n, len]), device), &mut cache, &pads));
+    let mut lp = last_log_probs(model.forward_last(Tensor::from_data(TensorData::new(ids, [n, len]), device), &mut cache, &pads));
     loop {
         // Each live row picks its next token or finishes.
         let mut next = Vec::new();
@@ -131,7 +131,7 @@ fn decode_group<B: LmBackend, R: Rng>(model: &Llama<B>, rows: Vec<DecodeRow<R>>,
         }
         let pads: Vec<usize> = live.iter().map(|(_, l)| l.pad).collect();
         let m = next.len();
-        lp = last_log_probs(model.forward_padded(Tensor::from_data(TensorData::new(next, [m, 1]), device), &mut cache, &pads));
+        lp = last_log_probs(model.forward_last(Tensor::from_data(TensorData::new(next, [m, 1]), device), &mut cache, &pads));
     }
     out.into_iter().map(|d| d.expect("every row finished")).collect()
 }

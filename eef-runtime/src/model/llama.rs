@@ -116,11 +116,31 @@ impl<B: LmBackend> Llama<B> {
     /// [`Llama::forward`] for a left-padded batch: row `r` begins with `pads[r]` padding tokens
     /// (see [`Attention::forward_padded`]); the logits at padding positions are meaningless.
     pub fn forward_padded(&self, tokens: Tensor<B, 2, Int>, cache: &mut [KvCache<B>], pads: &[usize]) -> Tensor<B, 3> {
+        let h = self.hidden_padded(tokens, cache, pads);
+        self.head(h)
+    }
+
+    /// Like [`Llama::forward_padded`], but the logits of the last position only (`[batch, 1,
+    /// vocab]`): what decoding needs. With a 128k-token vocabulary the logits of every prompt
+    /// position would outweigh the rest of a prefill.
+    pub fn forward_last(&self, tokens: Tensor<B, 2, Int>, cache: &mut [KvCache<B>], pads: &[usize]) -> Tensor<B, 3> {
+        let h = self.hidden_padded(tokens, cache, pads);
+        let t = h.dims()[1];
+        self.head(h.narrow(1, t - 1, 1))
+    }
+
+    /// The last block's output, before the final norm.
+    fn hidden_padded(&self, tokens: Tensor<B, 2, Int>, cache: &mut [KvCache<B>], pads: &[usize]) -> Tensor<B, 3> {
         let mut h = self.embed_tokens.forward(tokens);
         for (block, c) in self.layers.iter().zip(cache.iter_mut()) {
             h = h.clone() + block.self_attn.forward_padded(rms_norm(&block.input_layernorm, h), c, pads);
             h = h.clone() + block.mlp.forward(rms_norm(&block.post_attention_layernorm, h));
         }
+        h
+    }
+
+    /// Final norm and output projection.
+    fn head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
         let h = rms_norm(&self.norm, h);
         match &self.lm_head {
             Some(head) => head.forward(h),

@@ -81,6 +81,12 @@ impl<B: Backend> Adapter<B> {
         Adapter { a: Param::from_tensor(a), b: Param::from_tensor(b), scale }
     }
 
+    /// An adapter made of existing parameters (keeping their ids, which the optimizer's state
+    /// refers to).
+    pub fn from_params(a: Param<Tensor<B, 2>>, b: Param<Tensor<B, 2>>, scale: f64) -> Self {
+        Adapter { a, b, scale }
+    }
+
     /// The factor the product is multiplied by.
     pub fn scale(&self) -> f64 {
         self.scale

@@ -12,6 +12,7 @@ pub mod backend;
 pub mod config;
 mod init;
 pub mod kernels;
+pub mod plan;
 pub mod decode;
 pub mod hf;
 mod llama;

@@ -207,16 +207,14 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
     }
 
     fn prompt(&self, s: &State<B>, r: &ActRequest) -> Result<Vec<u32>, PolicyError> {
-        let ids = s.chat.prompt(&r.instruction, &r.history, &r.observation).map_err(other)?;
-        let budget = self.settings.prompt_budget();
-        Ok(ids[ids.len().saturating_sub(budget)..].to_vec())
+        s.chat.prompt(&r.instruction, &r.history, &r.observation, self.settings.prompt_budget()).map_err(other)
     }
 
     /// Scores each valid action by its total log-likelihood ([`Constrained::Score`]).
     fn act_scored(&self, s: &State<B>, r: &ActRequest, valid: &[String]) -> Result<Act, PolicyError> {
         let mut rng = crate::seed::rng(r.seed);
         let mut cache = s.infer.new_cache();
-        let first = last_log_probs(s.infer.forward(self.tensor(&self.prompt(s, r)?), &mut cache)).remove(0);
+        let first = last_log_probs(s.infer.forward_last(self.tensor(&self.prompt(s, r)?), &mut cache, &[])).remove(0);
         let scores: Vec<f32> = valid
             .iter()
             .map(|a| {

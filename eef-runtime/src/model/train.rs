@@ -143,7 +143,13 @@ impl<B: LmAutodiffBackend> Trainer<B> {
     /// Puts back a saved model, optimizer state and counters.
     pub fn restore(&mut self, model: <Llama<B> as Module<B>>::Record, optim: OptimRecord<B>, step: usize, micro: usize) {
         let current = self.model.take().expect("model present between steps");
-        self.model = Some(current.load_record(model));
+        self.restore_model(current.load_record(model), optim, step, micro);
+    }
+
+    /// Puts back a model (whose parameter ids the optimizer state refers to), the optimizer state
+    /// and the counters.
+    pub fn restore_model(&mut self, model: Llama<B>, optim: OptimRecord<B>, step: usize, micro: usize) {
+        self.model = Some(model);
         let fresh = adamw(&self.settings).init::<B, Llama<B>>();
         self.optim = fresh.load_record(optim);
         self.accum = GradientsAccumulator::new();

@@ -18,6 +18,7 @@ mod config;
 mod env;
 mod expert;
 pub mod install;
+mod prompt;
 pub mod py4j;
 mod tasks;
 
@@ -26,4 +27,5 @@ pub use config::{CorruptionConfig, SciWorldConfig, TestSplit};
 pub use env::{SciWorldEnv, TaskList};
 pub use expert::{corrupt, gold_paths, Corruption, GoldExpert};
 pub use install::{Install, InstallError};
+pub use prompt::SYSTEM_PROMPT;
 pub use tasks::{default_split_dir, read_split, simulator_name, step_limit, SciTask};

@@ -83,7 +83,8 @@ pub struct ChatSettings {
     /// Which part of a ReAct answer is trained.
     pub loss: LossOn,
     /// A system message opening every dialogue (the task and the answer format, for an instruct
-    /// model).
+    /// model). Experiments default it to their environment's prompt for a pretrained model;
+    /// `""` means none.
     pub system_prompt: Option<String>,
     /// The date templates that call `strftime_now` show (Llama-3.x's system header); fixed, so
     /// that prompts do not change from day to day. `YYYY-MM-DD`.
@@ -280,7 +281,7 @@ impl Chat {
     /// action answers (none for a finished trajectory).
     pub fn messages(&self, instruction: &str, steps: &[(Step, bool)], next: Option<&str>) -> Vec<Message> {
         let mut m = Vec::with_capacity(steps.len() * 2 + 2);
-        if let Some(s) = &self.settings.system_prompt {
+        if let Some(s) = self.settings.system_prompt.as_ref().filter(|s| !s.is_empty()) {
             m.push(Message::new(Role::System, s.clone(), false));
         }
         let user = |i: usize, obs: &str| if i == 0 { format!("{instruction}\n{obs}") } else { obs.to_owned() };
@@ -408,14 +409,51 @@ impl Chat {
         Ok(out)
     }
 
-    /// The prompt tokens for the next action of an episode.
-    pub fn prompt(&self, instruction: &str, steps: &[Step], observation: &str) -> Result<Vec<u32>, String> {
-        let steps: Vec<(Step, bool)> = steps.iter().map(|s| (s.clone(), false)).collect();
-        let messages = self.messages(instruction, &steps, Some(observation));
+    /// The prompt tokens of the messages for `steps` followed by `observation`.
+    fn prompt_ids(&self, instruction: &str, steps: &[(Step, bool)], observation: &str) -> Result<Vec<u32>, String> {
+        let messages = self.messages(instruction, steps, Some(observation));
         Ok(match &self.style {
             Style::Compact(ids) => compact::render(&self.tok, *ids, &messages, true).ids,
             Style::Jinja(_) => self.tok.encode(&self.render_text(&messages, true)?),
         })
+    }
+
+    /// The prompt for the next action, within `budget` tokens: when the whole episode does not
+    /// fit, the oldest steps are dropped (whole turns; the system prompt and the instruction stay,
+    /// the instruction then opening the first kept turn), and if the last observation alone is
+    /// too long the prompt keeps its last `budget` tokens. Returns how many steps were dropped.
+    fn fitted(&self, instruction: &str, steps: &[(Step, bool)], observation: &str, budget: usize) -> Result<(usize, Vec<u32>), String> {
+        let all = self.prompt_ids(instruction, steps, observation)?;
+        if all.len() <= budget {
+            return Ok((0, all));
+        }
+        // The prompt only shrinks as more steps are dropped: find the fewest that fit.
+        let (mut lo, mut hi) = (1, steps.len());
+        let mut best: Option<Vec<u32>> = None;
+        while lo <= hi {
+            let mid = (lo + hi) / 2;
+            let ids = self.prompt_ids(instruction, &steps[mid..], observation)?;
+            if ids.len() <= budget {
+                best = Some(ids);
+                hi = mid - 1;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        match best {
+            Some(ids) => Ok((lo, ids)),
+            None => {
+                let ids = self.prompt_ids(instruction, &[], observation)?;
+                Ok((steps.len(), ids[ids.len().saturating_sub(budget)..].to_vec()))
+            }
+        }
+    }
+
+    /// The prompt tokens for the next action of an episode, within `budget` tokens (see
+    /// [`Chat::windows`] for how a long episode is cut).
+    pub fn prompt(&self, instruction: &str, steps: &[Step], observation: &str, budget: usize) -> Result<Vec<u32>, String> {
+        let steps: Vec<(Step, bool)> = steps.iter().map(|s| (s.clone(), false)).collect();
+        Ok(self.fitted(instruction, &steps, observation, budget)?.1)
     }
 
     /// The tokens of an answer with text `content`, through its end-of-turn token: what
@@ -432,27 +470,28 @@ impl Chat {
     }
 
     /// A trajectory as training windows, one per trainable action: the prompt acting saw at that
-    /// turn (cut to its last `prompt_budget` tokens, as [`Chat::prompt`] cut to the same budget
-    /// gives), followed by the answer as the template renders it, marked as [`Chat::render`]
-    /// marks it.
+    /// turn ([`Chat::prompt`] with the same budget: when the episode so far does not fit, its
+    /// oldest turns are dropped and the instruction and system prompt kept), followed by the answer
+    /// as the template renders it, marked as [`Chat::render`] marks it.
     pub fn windows(&self, t: &Trajectory, prompt_budget: usize) -> Result<Vec<Tokens>, String> {
         let steps: Vec<(Step, bool)> = t.turns.iter().map(|x| (Step::of(x), x.trainable)).collect();
-        let messages = self.messages(&t.instruction, &steps, None);
         let mut out = Vec::new();
-        for (k, m) in messages.iter().enumerate() {
-            if m.role != Role::Assistant || !m.trainable {
+        for (k, (step, trainable)) in steps.iter().enumerate() {
+            if !trainable {
                 continue;
             }
-            let (prompt, answer) = match &self.style {
-                Style::Compact(ids) => (compact::render(&self.tok, *ids, &messages[..k], true).ids, m.content.clone()),
+            let (dropped, prompt) = self.fitted(&t.instruction, &steps[..k], &step.observation, prompt_budget)?;
+            let content = self.content(step.thought.as_deref(), &step.action);
+            let answer = match &self.style {
+                Style::Compact(_) => content.clone(),
                 Style::Jinja(_) => {
-                    let (p, a) = self.answer_span(&messages, k)?;
-                    (self.tok.encode(&p), a)
+                    let messages = self.messages(&t.instruction, &steps[dropped..=k], None);
+                    self.answer_span(&messages, messages.len() - 1)?.1
                 }
             };
             let mut w = Tokens::default();
-            w.push(&prompt[prompt.len().saturating_sub(prompt_budget)..], false);
-            w.extend(self.mark_answer(&answer, &m.content, true)?);
+            w.push(&prompt, false);
+            w.extend(self.mark_answer(&answer, &content, true)?);
             out.push(w);
         }
         Ok(out)
