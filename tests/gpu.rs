@@ -129,3 +129,11 @@ fn wgpu_matches_the_cpu_backend_forward_backward_training_and_decoding() {
     }
     assert!(losses[3].0 < losses[0].0, "the loss falls on wgpu: {losses:?}");
 }
+
+#[test]
+fn bf16_on_wgpu_is_refused_before_anything_runs() {
+    use eef_runtime::model::{lm_policy, BackendKind, LmSettings, Precision};
+    let settings = LmSettings { backend: BackendKind::Wgpu, precision: Precision::Bf16, ..LmSettings::default() };
+    let err = lm_policy(settings).map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("precision Bf16 is not available on backend Wgpu"), "{err}");
+}

@@ -127,7 +127,8 @@ fn load_error(dir: &Path) -> String {
 
 #[test]
 fn what_is_not_implemented_is_refused_by_name() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
         ("tiny-llama3.1", Box::new(|v| v["rope_parameters"]["rope_type"] = "yarn".into()), "rope_type \"yarn\" is not implemented"),
         ("tiny-llama3.1", Box::new(|v| v["model_type"] = "gemma2".into()), "model_type = \"gemma2\" is not implemented"),
         ("tiny-llama3.1", Box::new(|v| v["architectures"] = serde_json::json!(["LlamaForTokenClassification"])), "`LlamaForTokenClassification` is not implemented"),
@@ -311,12 +312,10 @@ fn loss_masks_mark_exactly_the_trainable_answers_tokens() {
         for (i, c) in cases(file).into_iter().enumerate() {
             // Every other assistant message is masked out (an expert prefix, a harmful action).
             let mut messages = c.messages.clone();
-            let mut k = 0;
             let mut keep = Vec::new();
-            for m in messages.iter_mut().filter(|m| m.role == Role::Assistant) {
+            for (k, m) in messages.iter_mut().filter(|m| m.role == Role::Assistant).enumerate() {
                 m.trainable = k % 2 == 0 || i % 3 == 0;
                 keep.push(m.trainable);
-                k += 1;
             }
             // transformers' assistant mask ({% generation %} around each answer and its end-of-turn
             // token), restricted to the trainable answers.
@@ -478,5 +477,74 @@ fn long_episodes_drop_their_oldest_turns_keep_the_instruction_and_train_on_what_
                 assert!(!text.contains("page 0:"), "the oldest turns are dropped");
             }
         }
+    }
+}
+
+#[test]
+fn reference_model_configs_read_strictly_and_count_their_model_cards_parameters() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/models");
+    // Parameter counts as transformers counts them (and the model cards state).
+    for (name, params) in [
+        ("Meta-Llama-3-8B-Instruct", 8_030_261_248u64),
+        ("Llama-3.1-8B-Instruct", 8_030_261_248),
+        ("Llama-3.2-1B-Instruct", 1_235_814_400),
+        ("Qwen2.5-7B-Instruct", 7_615_616_512),
+        ("Qwen2.5-0.5B-Instruct", 494_032_768),
+        ("Mistral-7B-Instruct-v0.3", 7_248_023_552),
+    ] {
+        let path = dir.join(format!("{name}.json"));
+        let c = hf::config::from_json(name, &std::fs::read_to_string(&path).unwrap(), &[]).unwrap();
+        assert_eq!(c.parameter_count() as u64, params, "{name}");
+    }
+}
+
+#[test]
+fn the_8b_webshop_config_plans_to_fit_one_80_gb_gpu_and_not_a_24_gb_one() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let config = root.join("experiments/configs/webshop-llama3-8b.toml");
+    let model = Some(root.join("experiments/models/Meta-Llama-3-8B-Instruct.json"));
+    let plan = eef_experiments::plan::run(&config, model.clone(), 80.0).unwrap();
+    assert!(plan.contains("8.030 B") && plan.contains("41.9 M") && plan.contains("fits: peak"), "{plan}");
+    let plan = eef_experiments::plan::run(&config, model, 24.0).unwrap();
+    assert!(plan.contains("does NOT fit"), "{plan}");
+    // Without the downloaded folder and no --model-config, the plan says what to do.
+    let err = eef_experiments::plan::run(&config, None, 80.0).unwrap_err().to_string();
+    assert!(err.contains("no config.json there yet") && err.contains("--model-config"), "{err}");
+}
+
+#[test]
+fn react_answers_refuse_constrained_decoding_when_the_run_is_set_up() {
+    use eef_runtime::model::chat::AnswerFormat;
+    use eef_runtime::model::LmSettings;
+    let s = LmSettings { chat: ChatSettings { answer: AnswerFormat::React, ..Default::default() }, ..Default::default() };
+    let err = s.validate().unwrap_err();
+    assert!(err.contains("constrained = \"prefix\" cannot be used with [policy.chat] answer = \"react\""), "{err}");
+}
+
+#[test]
+fn a_folder_without_a_chat_template_is_refused_unless_the_compact_template_is_asked_for() {
+    use eef_runtime::model::chat::TemplateChoice;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("tiny-llama3.2-instruct/tokenizer.json"), tmp.path().join("tokenizer.json")).unwrap();
+    let tok = || Tok::from_file(&tmp.path().join("tokenizer.json")).unwrap();
+    let err = Chat::from_folder(tmp.path(), tok(), ChatSettings::default()).unwrap_err();
+    assert!(err.contains("no chat template") && err.contains("template = \"compact\""), "{err}");
+    let err = Chat::from_folder(tmp.path(), tok(), ChatSettings { template: TemplateChoice::Model, ..Default::default() }).unwrap_err();
+    assert!(err.contains("no chat template"), "{err}");
+    let compact = Chat::from_folder(tmp.path(), tok(), ChatSettings { template: TemplateChoice::Compact, ..Default::default() }).unwrap();
+    assert!(compact.is_compact() && compact.tok().vocab_size() == tok().vocab_size() + 5, "five tokens added");
+    // A template that does not compile is refused with the template engine's message.
+    std::fs::write(tmp.path().join("chat_template.jinja"), "{% for m in messages %}{{ m.content }").unwrap();
+    let err = Chat::from_folder(tmp.path(), tok(), ChatSettings::default()).unwrap_err();
+    assert!(err.contains("the chat template does not compile"), "{err}");
+}
+
+#[test]
+fn every_shipped_language_model_config_reads_and_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/configs");
+    for name in ["webshop.toml", "webshop-large.toml", "webshop-llama3-8b.toml", "sciworld.toml", "vault-lm.toml"] {
+        let config = eef_runtime::ExperimentConfig::from_file(dir.join(name)).unwrap();
+        let settings: eef_runtime::model::LmSettings = config.policy().unwrap_or_else(|e| panic!("{name}: {e}"));
+        settings.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }

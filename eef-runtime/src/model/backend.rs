@@ -1,5 +1,5 @@
 //! Choosing burn's backend at run time: `[policy] backend = "cpu" | "ndarray" | "flex" | "cuda" |
-//! "wgpu"` and `precision = "f32" | "bf16"`.
+//! "wgpu"` and `precision = "f32" | "bf16"` (bf16 on CUDA only).
 //!
 //! Each backend is a cargo feature of `eef-runtime` (and of `eef-experiments`, which passes it
 //! through). The CPU backend `flex` is on by default (`ndarray` is opt-in); `cuda` (burn-cuda, which
@@ -79,7 +79,8 @@ pub enum Precision {
     /// 32-bit floats (every backend).
     #[default]
     F32,
-    /// bfloat16 (CUDA and wgpu; the CPU backends compute in f32).
+    /// bfloat16 (CUDA only: the CPU backends compute in f32, and WGSL, wgpu's shader language,
+    /// has no bf16).
     Bf16,
 }
 
@@ -173,11 +174,13 @@ pub fn visit<V: BackendVisitor>(choice: BackendChoice, visitor: V) -> Result<V::
         BackendKind::Wgpu => {
             #[cfg(feature = "wgpu")]
             {
+                // WGSL has no bf16: cubecl's wgpu compiler refuses it (in a worker thread, at the
+                // first kernel), so it is refused here, before anything runs.
+                if choice.precision != Precision::F32 {
+                    return Err(BackendError::Precision { backend: BackendKind::Wgpu, precision: choice.precision });
+                }
                 let device = burn::backend::wgpu::WgpuDevice::default();
-                return Ok(match choice.precision {
-                    Precision::F32 => visitor.visit::<burn::backend::Autodiff<burn::backend::Wgpu<f32>>>("burn wgpu f32", device),
-                    Precision::Bf16 => visitor.visit::<burn::backend::Autodiff<burn::backend::Wgpu<half::bf16>>>("burn wgpu bf16", device),
-                });
+                return Ok(visitor.visit::<burn::backend::Autodiff<burn::backend::Wgpu<f32>>>("burn wgpu f32", device));
             }
             #[allow(unreachable_code)]
             Err(not_compiled(BackendKind::Wgpu))

@@ -99,7 +99,7 @@ fn load_adapters<B: LmAutodiffBackend>(path: &Path, model: super::llama::Llama<B
         let [r, c] = [view.shape()[0], view.shape()[1]];
         let values: Vec<f32> = view.data().chunks_exact(4).map(|x| f32::from_le_bytes([x[0], x[1], x[2], x[3]])).collect();
         let id: u64 = ids.get(&key).and_then(|v| v.parse().ok()).ok_or_else(|| format!("{}: no parameter id for {key}", path.display()))?;
-        Ok(Param::initialized(ParamId::from(id), Tensor::from_data(TensorData::new(values, [r, c]), device)).set_require_grad(true))
+        Ok(Param::initialized(ParamId::from(id), Tensor::from_data(TensorData::new(values, [r, c]), (device, burn::tensor::DType::F32))).set_require_grad(true))
     };
     let model = model.map_projections_indexed(|layer, name, p| match p.lora {
         Some(l) if failure.is_none() => match (param(format!("{layer}.{name}.a")), param(format!("{layer}.{name}.b"))) {

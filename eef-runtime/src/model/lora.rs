@@ -6,6 +6,10 @@
 //! merges them into the base weights at the end. Checkpoints therefore stay plain Hugging Face
 //! Llama files; mid-training checkpoints hold the adapters and their optimizer state. Only the
 //! adapters get gradients and AdamW moments, which is what makes large models fit.
+//!
+//! Adapters are kept in f32 whatever the base's precision (PEFT's practice with bf16 bases): a
+//! bf16 base casts its input up for the adapter's product and the result back down, so that the
+//! small updates AdamW makes to the adapters are not rounded away in bf16.
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
@@ -108,12 +112,17 @@ impl<B: Backend> Proj<B> {
         Proj { base, lora: None }
     }
 
-    /// `x @ W` (+ the adapter's update).
+    /// `x @ W` (+ the adapter's update, computed in the adapter's f32).
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let y = self.base.forward(x.clone());
         match &self.lora {
             None => y,
-            Some(l) => y + x.matmul(l.a.val().unsqueeze()).matmul(l.b.val().unsqueeze()) * l.scale,
+            Some(l) => {
+                let dtype = y.dtype();
+                let a = l.a.val();
+                let update = x.cast(a.dtype()).matmul(a.unsqueeze()).matmul(l.b.val().unsqueeze()) * l.scale;
+                y + update.cast(dtype)
+            }
         }
     }
 
@@ -122,7 +131,10 @@ impl<B: Backend> Proj<B> {
         let w = self.base.weight.val();
         match &self.lora {
             None => w,
-            Some(l) => w + l.a.val().matmul(l.b.val()) * l.scale,
+            Some(l) => {
+                let dtype = w.dtype();
+                w + (l.a.val().matmul(l.b.val()) * l.scale).cast(dtype)
+            }
         }
     }
 
@@ -131,8 +143,9 @@ impl<B: Backend> Proj<B> {
         let device = self.base.weight.device();
         let normal = Normal::new(0.0f32, (1.0 / s.rank as f32).sqrt()).expect("a positive standard deviation");
         let a: Vec<f32> = (0..input * s.rank).map(|_| normal.sample(rng)).collect();
-        let a = Param::from_tensor(Tensor::from_data(TensorData::new(a, [input, s.rank]), &device));
-        let b = Param::from_tensor(Tensor::zeros([s.rank, output], &device));
+        let f32 = burn::tensor::DType::F32;
+        let a = Param::from_tensor(Tensor::from_data(TensorData::new(a, [input, s.rank]), (&device, f32)));
+        let b = Param::from_tensor(Tensor::from_data(TensorData::new(vec![0.0f32; s.rank * output], [s.rank, output]), (&device, f32)));
         Proj { base: self.base.no_grad(), lora: Some(Adapter { a, b, scale: s.scale() }) }
     }
 

@@ -4,12 +4,16 @@
 //!
 //! The activation estimate follows what this crate's training step keeps for the backward pass
 //! (burn's autodiff keeps the inputs each operation's backward needs): per layer and token the
-//! normed inputs, the query/key/value projections (keys and values repeated to every query
-//! head), their rotated and split copies, the attention output, the feed-forward gate, up and
-//! SwiGLU outputs, and the residual stream; per layer and sequence the attention probabilities
-//! (`heads × len²`, plus the scores while the softmax runs); and the logits with their gradient
-//! in f32 for the cross-entropy. Rollouts keep the weights, the key-value cache of every row of
-//! a decoding batch, and, during a prefill, one layer's attention scores and probabilities.
+//! residual stream and the two normed inputs to the projections (4 x hidden, counting the
+//! residual twice), the split queries, the keys and values repeated to every query head, and the
+//! attention output (4 x heads x head_dim), and the feed-forward gate, up and SwiGLU outputs
+//! (3 x intermediate); per layer and sequence the attention probabilities (`heads × len²`, plus
+//! the scores of the layer being computed); and the logits, their f32 copy for the cross-entropy
+//! and its gradient. Activations and the fresh gradients are not alive at once (the backward pass
+//! frees the first as it makes the second), so the training peak is the weights, the optimizer's
+//! moments and the gradients accumulated so far, plus the larger of the two. Rollouts keep the
+//! weights, the key-value cache of every row of a decoding batch, and, during a prefill, one
+//! layer's attention scores and probabilities.
 
 use serde::Serialize;
 
@@ -33,16 +37,17 @@ pub struct Plan {
     pub weights: u64,
     /// LoRA adapters (0 without LoRA).
     pub adapters: u64,
-    /// Gradients of the trainable parameters, and their accumulation buffer.
+    /// Gradients of the trainable parameters (with accumulation, also the buffer that sums them).
     pub gradients: u64,
     /// AdamW's two moments per trainable parameter.
     pub optimizer: u64,
     /// Activations kept for the backward pass of one micro-batch (`batch_size` windows of
     /// `max_context` tokens).
     pub activations: u64,
-    /// Logits of a micro-batch and their gradient (f32).
+    /// Logits of a micro-batch, their f32 copy for the cross-entropy and its gradient.
     pub logits: u64,
-    /// Peak while training: the sum of the above.
+    /// Peak while training: weights, adapters, optimizer state and accumulated gradients, plus
+    /// the larger of activations with logits and the fresh gradients.
     pub training_peak: u64,
     /// Key-value cache of a decoding batch (`max_batch` rows of `max_context` tokens).
     pub kv_cache: u64,
@@ -88,20 +93,22 @@ impl Plan {
         let (b, t) = (s.batch_size.max(1) as u64, s.max_context as u64);
         let (d, h, hd) = (c.hidden_size as u64, c.num_attention_heads as u64, c.head_dim() as u64);
         let (q, kv, i, layers) = (h * hd, c.kv_heads() as u64 * hd, c.intermediate_size as u64, c.num_hidden_layers as u64);
-        // Per token and layer: residual, two norms, attention output and merge (5 d); query
-        // projected, rotated, scaled and split (4 q); keys and values projected, rotated and
-        // repeated to every head (2 kv + 2 q); gate, up and SwiGLU (3 i).
-        let per_token_layer = 5 * d + 4 * q + 2 * kv + 2 * q + 3 * i;
-        // Per sequence and layer: the probabilities, plus the scores while the softmax runs.
+        // Per token and layer (see the module documentation); the adapters' `x A` rows in f32.
+        let per_token_layer = 4 * d + 4 * q + 3 * i;
+        let lora_rows = s.lora.as_ref().map_or(0, |l| l.rank as u64 * l.targets.len() as u64 * 4);
+        // Per sequence and layer: the probabilities, plus one layer's scores.
         let attention = h * t * t;
-        let lora_rows = s.lora.as_ref().map_or(0, |l| l.rank as u64 * l.targets.len() as u64);
-        let activations = (b * t * layers * (per_token_layer + lora_rows) + b * layers * attention + b * h * t * t) * bytes;
-        let logits = b * t * c.vocab_size as u64 * 4 * 2;
+        let activations = b * t * layers * (per_token_layer * bytes + lora_rows) + (b * layers * attention + b * attention) * bytes;
+        let logits = b * t * c.vocab_size as u64 * (bytes + 4 + 4);
         let weights = parameters * bytes;
-        let adapters = lora * bytes;
-        let gradients = 2 * trainable * bytes;
-        let optimizer = 2 * trainable * bytes;
-        let training_peak = weights + adapters + gradients + optimizer + activations + logits;
+        // Adapters, their gradients and moments are f32 (see crate::model::lora).
+        let param_bytes = if s.lora.is_some() { 4 } else { bytes };
+        let adapters = lora * 4;
+        let fresh = trainable * param_bytes;
+        let accumulated = if s.train.accumulation > 1 { fresh } else { 0 };
+        let gradients = fresh + accumulated;
+        let optimizer = 2 * trainable * param_bytes;
+        let training_peak = weights + adapters + optimizer + accumulated + (activations + logits).max(fresh);
         let rows = max_batch.max(1) as u64;
         let kv_cache = rows * t * layers * 2 * kv * bytes;
         let prefill = 2 * rows * h * t * t * bytes + rows * t * (2 * d + 3 * i) * bytes;
@@ -148,7 +155,7 @@ impl Plan {
         row("gradients (with accumulation buffer)", g(self.gradients));
         row("optimizer state (AdamW moments)", g(self.optimizer));
         row("activations of one micro-batch", format!("{} ({} tokens)", g(self.activations), self.tokens_per_micro_batch));
-        row("logits and their gradient (f32)", g(self.logits));
+        row("logits, their f32 copy and gradient", g(self.logits));
         row("**training peak**", format!("**{}**", g(self.training_peak)));
         row("key-value cache of a decoding batch", g(self.kv_cache));
         row("prefill (one layer's attention, that batch)", g(self.prefill));

@@ -77,7 +77,7 @@ impl Rope {
                 for x in inv_freq.iter_mut() {
                     let wavelen = 2.0 * std::f32::consts::PI / *x;
                     let scaled = if wavelen > low_wavelen { *x / factor } else { *x };
-                    let medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+                    let medium = wavelen >= high_wavelen && wavelen <= low_wavelen;
                     *x = if medium {
                         let smooth = (old / wavelen - low) / (high - low);
                         (1.0 - smooth) * scaled / factor + smooth * scaled

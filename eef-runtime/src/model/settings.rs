@@ -17,7 +17,7 @@ use super::train::TrainSettings;
 pub struct LmSettings {
     /// The burn backend (`"cpu"`, `"ndarray"`, `"flex"`, `"cuda"`, `"wgpu"`); see [`super::backend`].
     pub backend: BackendKind,
-    /// `"f32"` or `"bf16"` (CUDA, wgpu): the type weights are kept and computed in.
+    /// `"f32"` or `"bf16"` (CUDA): the type weights are kept and computed in.
     pub precision: Precision,
     /// GPU index.
     pub device: usize,

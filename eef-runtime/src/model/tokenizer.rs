@@ -15,6 +15,9 @@ use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWra
 /// [`super::chat::compact`]).
 pub const SPECIAL_TOKENS: [&str; 5] = ["<pad>", "<bos>", "<|user|>", "<|assistant|>", "<|end|>"];
 
+/// Byte ranges of tokens in the text they were encoded from.
+pub type Offsets = Vec<(usize, usize)>;
+
 /// Texts remembered by [`Tok::encode`] before the memo starts over.
 const MEMO_LIMIT: usize = 200_000;
 
@@ -113,7 +116,7 @@ impl Tok {
     }
 
     /// Token ids of `text` with each token's byte range in `text`.
-    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>), String> {
+    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Offsets), String> {
         let e = self.inner.encode(text, false).map_err(err)?;
         Ok((e.get_ids().to_vec(), e.get_offsets().to_vec()))
     }

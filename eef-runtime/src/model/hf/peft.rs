@@ -117,7 +117,8 @@ pub fn load_adapter<B: Backend>(dir: &Path, model: Llama<B>, device: &B::Device)
     // TensorFiles opens model.safetensors; an adapter file is read the same way through a
     // folder view holding only that name.
     let files = TensorFiles::open_file(&path)?;
-    let mut loader = Loader::<B>::new(&files, device, LoadOptions::default());
+    // Adapters stay in f32 whatever the base's precision (see crate::model::lora).
+    let mut loader = Loader::<B>::new(&files, device, LoadOptions { dtype: Some(burn::tensor::DType::F32) });
     let mut failure = None;
     let model = model.no_grad().map_projections_indexed(|layer, name, p| {
         if failure.is_some() || !settings.targets.iter().any(|t| t == name) {

@@ -12,5 +12,3 @@ impl super::LmBackend for burn::backend::Cuda<half::bf16> {}
 #[cfg(feature = "wgpu")]
 impl super::LmBackend for burn::backend::Wgpu<f32> {}
 
-#[cfg(feature = "wgpu")]
-impl super::LmBackend for burn::backend::Wgpu<half::bf16> {}
