@@ -34,6 +34,36 @@ pub fn model_config(config: &ExperimentConfig, settings: &LmSettings, model_conf
     Ok((LlamaConfig { vocab_size: settings.vocab_size, ..settings.model.clone() }, "[policy.model] (trained from scratch)".to_owned()))
 }
 
+/// Upper bounds of one iteration's work per method: exploration episodes and the tokens they
+/// process, and training tokens per epoch (every window full), for the configuration's number of
+/// training tasks when it caps them (else per training task).
+fn per_iteration(config: &ExperimentConfig, tokens_per_episode: u64, steps: usize, max_context: usize) -> String {
+    let capped = config
+        .experiment
+        .max_train_tasks
+        .or_else(|| ["max_train_goals", "max_train_tasks"].iter().find_map(|k| config.environment.get(*k).and_then(|v| v.as_integer())).map(|n| n as usize));
+    let (n, unit) = match capped {
+        Some(n) => (n as u64, format!("{n} training tasks")),
+        None => (1, "one training task (multiply by the number of training tasks)".to_owned()),
+    };
+    let experts = config.expert.samples.max(1) as u64;
+    let mut out = format!("Per iteration, at most, for {unit}:\n\n| method | exploration episodes | tokens they process | training tokens per epoch |\n|---|---:|---:|---:|\n");
+    for m in &config.methods {
+        let samples = m.samples.max(1) as u64;
+        // EEF also explores M states of every failed expert trajectory (all of them, at most).
+        let starts = match m.selector.as_str() {
+            "sft" => 0,
+            "eef" => n * (1 + experts * config.eef.states as u64),
+            _ => n,
+        };
+        let episodes = starts * samples;
+        // Training windows: one per trainable action of the accumulated data set.
+        let windows = (n * experts + if m.selector == "sft" { 0 } else { starts }) * steps as u64;
+        out.push_str(&format!("| {} | {episodes} | {} | {} |\n", m.label(), episodes * tokens_per_episode, windows * max_context as u64));
+    }
+    out
+}
+
 /// The plan of `config_path` as Markdown, judged against `device_gib` GiB of device memory.
 pub fn run(config_path: &Path, model: Option<PathBuf>, device_gib: f64) -> Result<String, Error> {
     let config = ExperimentConfig::from_file(config_path)?;
@@ -47,9 +77,10 @@ pub fn run(config_path: &Path, model: Option<PathBuf>, device_gib: f64) -> Resul
         Some(l) => format!("LoRA rank {} on {}", l.rank, l.targets.join(", ")),
         None => "full fine-tuning".to_owned(),
     };
+    let budget = per_iteration(&config, plan.tokens_per_episode, steps, settings.max_context);
     Ok(format!(
         "# Plan for {}\n\nModel: {} ({}, {} layers, hidden {}, {} heads / {} key-value heads, vocabulary {})\n\
-         Backend: {:?} {:?}; {lora}; micro-batch {} x {} tokens (accumulation {}); decoding batches of {} rows; {} steps per episode\n\n{}",
+         Backend: {:?} {:?}; {lora}; micro-batch {} x {} tokens (accumulation {}); decoding batches of {} rows; {} steps per episode\n\n{}\n{budget}",
         config_path.display(),
         source,
         c.model_type.class_name(),
