@@ -12,12 +12,11 @@ use eef_runtime::{Error, ExperimentConfig};
 /// The model a configuration runs: `model_config` (a `config.json`) when given, else
 /// `[policy] init`'s `config.json`, else `[policy.model]` (a model trained from scratch, its
 /// vocabulary the BPE's size).
-pub fn model_config(config: &ExperimentConfig, settings: &LmSettings, model_config: Option<&Path>) -> Result<(LlamaConfig, String), Error> {
+pub fn model_config(settings: &LmSettings, model_config: Option<&Path>) -> Result<(LlamaConfig, String), Error> {
     let read = |path: &Path| -> Result<LlamaConfig, Error> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         hf::config::from_json(&path.display().to_string(), &text, &settings.accept_config_keys).map_err(|e| Error::Setup(e.to_string()))
     };
-    let _ = config;
     if let Some(p) = model_config {
         return Ok((read(p)?, p.display().to_string()));
     }
@@ -69,7 +68,7 @@ pub fn run(config_path: &Path, model: Option<PathBuf>, device_gib: f64) -> Resul
     let config = ExperimentConfig::from_file(config_path)?;
     let settings: LmSettings = config.policy()?;
     settings.validate().map_err(|e| Error::Setup(format!("[policy]: {e}")))?;
-    let (c, source) = model_config(&config, &settings, model.as_deref())?;
+    let (c, source) = model_config(&settings, model.as_deref())?;
     c.check_context(settings.max_context).map_err(Error::Setup)?;
     let steps = config.rollout.max_steps.or_else(|| config.environment.get("max_steps").and_then(|v| v.as_integer()).map(|n| n as usize)).unwrap_or(30);
     let plan = Plan::new(&c, &settings, config.rollout.max_batch.min(config.rollout.concurrency)).with_steps(steps, &settings);
