@@ -4,6 +4,11 @@
 
 #[test]
 fn ui() {
+    // trybuild builds every dependency again in its own project under target/tests/trybuild,
+    // whose manifest has none of the workspace's [profile] settings. Full debug info there made
+    // that second copy of burn, tokenizers and wgpu several GB and filled the CI disk; the errors
+    // under test need none. (The variable reaches trybuild's cargo, this process's child.)
+    std::env::set_var("CARGO_PROFILE_DEV_DEBUG", "false");
     let t = trybuild::TestCases::new();
     t.pass("ui/pass/*.rs");
     t.compile_fail("ui/fail/*.rs");
