@@ -180,3 +180,102 @@ fn cancellation_stops_the_run_and_keeps_finished_episodes() {
     assert!(!sunk.is_empty() && sunk.len() < 64, "{} of 64 finished", sunk.len());
     assert!(sunk.iter().all(|t| t.turns.len() == 4), "only complete episodes are handed out");
 }
+
+/// A Vault whose instances after the first render every observation with a mark, and whose
+/// first instance crashes at its third step: a replay in the fresh instance lands elsewhere, like
+/// a simulator whose state depends on the process it runs in.
+struct Drifting {
+    inner: VaultEnv,
+    instance: usize,
+    steps: usize,
+}
+
+impl Drifting {
+    fn mark(&self, observation: String) -> String {
+        if self.instance == 0 {
+            observation
+        } else {
+            format!("{observation} (drifted)")
+        }
+    }
+}
+
+impl Environment for Drifting {
+    fn name(&self) -> &str {
+        "drifting-vault"
+    }
+    fn tasks(&self) -> Vec<Task> {
+        self.inner.tasks()
+    }
+    fn reset(&mut self, task: &Task, seed: u64) -> Result<String, EnvError> {
+        let o = self.inner.reset(task, seed)?;
+        Ok(self.mark(o))
+    }
+    fn step(&mut self, action: &str) -> Result<StepResult, EnvError> {
+        self.steps += 1;
+        if self.instance == 0 && self.steps == 3 {
+            return Err(EnvError::Crashed("simulated process death".into()));
+        }
+        let mut s = self.inner.step(action)?;
+        s.observation = self.mark(s.observation);
+        Ok(s)
+    }
+    fn max_steps(&self, task: &Task) -> usize {
+        self.inner.max_steps(task)
+    }
+}
+
+fn drifting_factory(config: &VaultConfig) -> impl eef_runtime::EnvFactory {
+    let world = Arc::new(World::new(config));
+    let made = AtomicUsize::new(0);
+    move |_w: usize| -> Result<Drifting, EnvError> {
+        Ok(Drifting { inner: VaultEnv::with_world(world.clone()), instance: made.fetch_add(1, Ordering::SeqCst), steps: 0 })
+    }
+}
+
+#[test]
+fn a_replay_after_a_crash_that_lands_elsewhere_is_not_evidence() {
+    let cfg = small_vault();
+    let expert: Arc<dyn Policy> = Arc::new(ScriptedExpert::new(&World::new(&cfg)));
+    let one_job = || jobs(&cfg, 1).into_iter().take(1).collect::<Vec<_>>();
+    let checked = Rollouts::new(Arc::new(drifting_factory(&cfg)), RolloutConfig { concurrency: 1, progress: false, ..RolloutConfig::default() });
+    let out = runtime().block_on(play(&checked, expert.clone(), one_job())).unwrap();
+    // Turn 0's observation came from the first instance; its replay from the second differs.
+    assert_eq!(out[0].termination, Termination::ReplayDiverged { step: 0 });
+    assert!(!out[0].termination.is_evidence());
+    assert_eq!(out[0].turns.len(), 2, "the two steps taken before the crash are kept");
+
+    let unchecked = Rollouts::new(
+        Arc::new(drifting_factory(&cfg)),
+        RolloutConfig { concurrency: 1, progress: false, verify_replay: false, ..RolloutConfig::default() },
+    );
+    let out = runtime().block_on(play(&unchecked, expert, one_job())).unwrap();
+    assert!(out[0].termination.is_evidence(), "{:?}", out[0].termination);
+    let drifted = out[0].turns.iter().map(|t| &t.observation).chain([&out[0].final_observation]).any(|o| o.ends_with("(drifted)"));
+    assert!(drifted, "the episode went on elsewhere: {}", out[0].summary());
+}
+
+#[test]
+fn an_expert_prefix_whose_replay_differs_from_the_record_is_not_evidence() {
+    let cfg = small_vault();
+    let expert: Arc<dyn Policy> = Arc::new(ScriptedExpert::new(&World::new(&cfg)));
+    let r = engine(VaultEnv::factory(&cfg), 1, None);
+    let first = jobs(&cfg, 1).remove(0);
+    let recorded = runtime().block_on(play(&r, expert.clone(), vec![first.clone()])).unwrap().remove(0);
+    assert!(recorded.turns.len() >= 4, "{}", recorded.summary());
+    let from_state = |prefix: Vec<eef_runtime::Turn>| EpisodeJob {
+        id: format!("{}/s3/0", first.task.id),
+        start: eef_runtime::StartState::Expert { trajectory: recorded.id.clone(), step: 3 },
+        prefix,
+        ..first.clone()
+    };
+    let faithful = runtime().block_on(play(&r, expert.clone(), vec![from_state(recorded.turns[..3].to_vec())])).unwrap();
+    assert_eq!(faithful[0].termination, Termination::Done);
+    assert_eq!(faithful[0].turns[..3].iter().map(|t| &t.observation).collect::<Vec<_>>(), recorded.turns[..3].iter().map(|t| &t.observation).collect::<Vec<_>>());
+
+    // Expert data rendered by another implementation: turn 1's observation differs.
+    let mut imported = recorded.turns[..3].to_vec();
+    imported[1].observation.push_str(" [as another implementation renders it]");
+    let diverged = runtime().block_on(play(&r, expert, vec![from_state(imported)])).unwrap();
+    assert_eq!(diverged[0].termination, Termination::ReplayDiverged { step: 1 });
+}

@@ -86,6 +86,22 @@ pub enum Termination {
     EnvFailed(String),
     /// The policy failed to produce an action.
     PolicyFailed(String),
+    /// Replaying recorded actions (an expert prefix, or the episode so far after an environment
+    /// restart) gave another observation than the recorded one at turn `step`: the state the
+    /// episode was meant to continue from could not be reached.
+    ReplayDiverged {
+        /// The first turn whose replayed observation differed.
+        step: usize,
+    },
+}
+
+impl Termination {
+    /// Whether the episode says something about the policy: it ran to the end or to the step
+    /// limit from the intended state. Environment and policy failures and diverged replays do
+    /// not, and selection never counts them (a crash at an EEF probe is not an unsolvable state).
+    pub fn is_evidence(&self) -> bool {
+        matches!(self, Termination::Done | Termination::StepLimit)
+    }
 }
 
 /// One turn: the observation the actor saw, the action it took, and the step's reward.
@@ -167,6 +183,13 @@ impl Trajectory {
     /// Whether the environment ended the episode (as opposed to a step limit or a failure).
     pub fn finished(&self) -> bool {
         self.termination == Termination::Done
+    }
+
+    /// Whether this is a failure cut off by the step limit rather than ended by the environment:
+    /// for an expert, a truncation (ScienceWorld's gold path for melt needs 141 steps against
+    /// ETO's limit of 80), not a mistake.
+    pub fn truncated(&self) -> bool {
+        !self.success && self.termination == Termination::StepLimit
     }
 
     /// A compact one-line rendering used in reports and snapshots:

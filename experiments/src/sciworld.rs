@@ -20,7 +20,7 @@ pub fn experiment(config: ExperimentConfig) -> Result<Experiment, Error> {
     let install = Install::at(&sw.home.clone().unwrap_or_else(eef_environments::sciworld::install::default_dir))
         .map_err(|e| Error::Setup(e.to_string()))?;
     eprintln!("ScienceWorld: gold action sequences for {} tasks (cached after the first run)...", tasks.len());
-    let gold = gold_paths(&install, &sw.simplifications, &tasks).map_err(Error::Setup)?;
+    let gold = gold_paths(&install, &sw, &tasks).map_err(Error::Setup)?;
     let expert = GoldExpert::new(&gold, &sw.expert);
     let policy = crate::lm::policy_factory(&config, Some(eef_environments::sciworld::SYSTEM_PROMPT))?;
     Ok(Experiment::new(config)

@@ -1,10 +1,11 @@
-//! Steps per second through this project's ScienceWorld client, and through the Python
-//! package's `env.step` on the same action lists (when `python3 -c "import scienceworld"` works).
+//! Time per step through this project's ScienceWorld client, and through the Python package's
+//! `env.step` on the same action lists (when `python3 -c "import scienceworld"` works), like for
+//! like: the same simulator calls per step in the same JVM setting.
 
 use std::path::Path;
 use std::time::Instant;
 
-use eef_environments::sciworld::{gold_paths, Install, SciWorldConfig, SciWorldEnv};
+use eef_environments::sciworld::{gold_paths, Calls, Install, SciWorldConfig, SciWorldEnv, DETERMINISTIC_JVM_OPTIONS};
 use eef_runtime::{Environment, Error};
 
 /// What was measured.
@@ -23,49 +24,73 @@ impl Measurement {
     }
 }
 
+/// The client settings measured, as (label, calls, deterministic JVM).
+const SETTINGS: [(&str, Calls, bool); 3] = [
+    ("eef, the package's calls, deterministic JVM (default)", Calls::Package, true),
+    ("eef, the package's calls, JVM as the package starts it", Calls::Package, false),
+    ("eef, step + score + completed only (`calls = \"minimal\"`)", Calls::Minimal, true),
+];
+
 /// Plays the gold sequences of the first `tasks` training tasks `rounds` times through
-/// [`SciWorldEnv`] (each step: action, score, completion, as the environment always does), and,
-/// if available, through the Python package. Returns the report text.
+/// [`SciWorldEnv`] in each of [`SETTINGS`], and, if available, through the Python package's
+/// `env.step` in a JVM started as it starts it and in one with the deterministic options. Returns
+/// the report text. Like for like is a row that makes the package's calls against the Python
+/// package in the same JVM setting: the client saves the Python side's per-call overhead, not
+/// the simulator's work (a valid-action fetch, ~100 ms, dominates every step).
 pub fn run(tasks: usize, rounds: usize) -> Result<String, Error> {
-    let config = SciWorldConfig { max_train_tasks: Some(tasks), max_test_tasks: Some(0), ..SciWorldConfig::default() };
-    let mut env = SciWorldEnv::new(&config)?;
+    let base = SciWorldConfig { max_train_tasks: Some(tasks), max_test_tasks: Some(0), ..SciWorldConfig::default() };
     let install = Install::locate().map_err(|e| Error::Setup(e.to_string()))?;
-    let list: Vec<_> = env.task_list().tasks.iter().map(|(t, _)| t.clone()).collect();
-    let gold = gold_paths(&install, "easy", &list).map_err(Error::Setup)?;
-    let runtime_tasks = env.tasks();
+    let probe = SciWorldEnv::new(&base)?;
+    let list: Vec<_> = probe.task_list().tasks.iter().map(|(t, _)| t.clone()).collect();
+    let runtime_tasks = probe.tasks();
+    drop(probe);
+    // One action list for every row: the deterministic JVM's gold paths.
+    let gold = gold_paths(&install, &base, &list).map_err(Error::Setup)?;
 
-    let ours = measure(&mut env, &runtime_tasks, &gold, rounds)?;
-    let mut with_valid = SciWorldEnv::new(&SciWorldConfig { offer_valid_actions: true, ..config })?;
-    let ours_valid = measure(&mut with_valid, &runtime_tasks, &gold, rounds)?;
-
+    let mut rows = Vec::new();
+    for (label, calls, deterministic_jvm) in SETTINGS {
+        let mut env = SciWorldEnv::new(&SciWorldConfig { calls, deterministic_jvm, ..base.clone() })?;
+        rows.push((label.to_owned(), measure(&mut env, &runtime_tasks, &gold, rounds)?));
+    }
     let items: Vec<serde_json::Value> = list
         .iter()
         .map(|t| serde_json::json!({"simulator_name": t.simulator_name, "variation": t.variation, "actions": gold[&t.id()]}))
         .collect();
-    let python = python_measure(&items, rounds);
+    let mut python = Vec::new();
+    for (label, options) in [("scienceworld (Python env.step), JVM as it starts it", ""), ("scienceworld (Python env.step), deterministic JVM", "deterministic")] {
+        let opts = if options.is_empty() { String::new() } else { DETERMINISTIC_JVM_OPTIONS.join(" ") };
+        python.push((label, python_measure(&items, rounds, &opts)));
+    }
 
     let mut out = format!(
-        "ScienceWorld step throughput ({} tasks x {rounds} rounds, gold action sequences)\n\n| client | steps | seconds in step | steps/s |\n|---|---:|---:|---:|\n| eef (Rust, py4j protocol) | {} | {:.2} | {:.1} |\n",
-        list.len(),
-        ours.steps,
-        ours.seconds,
-        ours.rate()
-    ) + &format!(
-        "| eef, valid actions offered each step | {} | {:.2} | {:.1} |\n",
-        ours_valid.steps,
-        ours_valid.seconds,
-        ours_valid.rate()
+        "ScienceWorld step time ({} tasks x {rounds} rounds, gold action sequences)\n\n| client | steps | seconds in step | ms/step | steps/s |\n|---|---:|---:|---:|---:|\n",
+        list.len()
     );
-    match python {
-        Ok(p) => {
-            out.push_str(&format!("| scienceworld (Python env.step) | {} | {:.2} | {:.1} |\n", p.steps, p.seconds, p.rate()));
-            out.push_str(&format!(
-                "\nRust client / Python: {:.1}x the steps per second ({:.1}x with valid actions, which Python's step also computes).\n",
-                ours.rate() / p.rate(),
-                ours_valid.rate() / p.rate()
-            ));
+    let row = |label: &str, m: &Measurement| {
+        format!("| {label} | {} | {:.2} | {:.1} | {:.1} |\n", m.steps, m.seconds, 1000.0 / m.rate().max(1e-9), m.rate())
+    };
+    for (label, m) in &rows {
+        out.push_str(&row(label, m));
+    }
+    let mut skipped = None;
+    for (label, p) in &python {
+        match p {
+            Ok(m) => out.push_str(&row(label, m)),
+            Err(why) => skipped = Some(why.clone()),
         }
-        Err(why) => out.push_str(&format!("\nPython comparison skipped: {why}\n")),
+    }
+    if let (Ok(py_default), Ok(py_det)) = (&python[0].1, &python[1].1) {
+        out.push_str(&format!(
+            "\nLike for like (the package's calls, same JVM options): {:.2}x the Python package's steps per second \
+             with the deterministic JVM, {:.2}x with the JVM as the package starts it. \
+             The minimal calls run {:.1}x the package's calls.\n",
+            rows[0].1.rate() / py_det.rate(),
+            rows[1].1.rate() / py_default.rate(),
+            rows[2].1.rate() / rows[0].1.rate()
+        ));
+    }
+    if let Some(why) = skipped {
+        out.push_str(&format!("\nPython comparison skipped: {why}\n"));
     }
     Ok(out)
 }
@@ -94,7 +119,7 @@ fn measure(
     Ok(m)
 }
 
-fn python_measure(items: &[serde_json::Value], rounds: usize) -> Result<Measurement, String> {
+fn python_measure(items: &[serde_json::Value], rounds: usize, java_options: &str) -> Result<Measurement, String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bench_sciworld_python.py");
     let probe = std::process::Command::new("python3").args(["-c", "import scienceworld"]).output();
     if !probe.map(|o| o.status.success()).unwrap_or(false) {
@@ -102,7 +127,12 @@ fn python_measure(items: &[serde_json::Value], rounds: usize) -> Result<Measurem
     }
     let input = std::env::temp_dir().join(format!("eef-sciworld-bench-{}.json", std::process::id()));
     std::fs::write(&input, serde_json::to_vec(items).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-    let out = std::process::Command::new("python3")
+    let mut cmd = std::process::Command::new("python3");
+    if !java_options.is_empty() {
+        // The package starts its JVM itself; every JVM reads this variable.
+        cmd.env("JAVA_TOOL_OPTIONS", java_options);
+    }
+    let out = cmd
         .arg(&script)
         .arg(&input)
         .arg(rounds.to_string())

@@ -53,7 +53,7 @@ impl Dataset {
     /// Rebuilds a dataset from saved examples and pairs.
     pub fn from_parts(examples: Vec<TrainingExample>, pairs: Vec<PreferencePair>) -> Self {
         let mut d = Dataset::default();
-        d.add(&Selection { examples, pairs, segments: Vec::new() });
+        d.add(&Selection { examples, pairs, ..Selection::default() });
         d
     }
 }

@@ -15,6 +15,13 @@ pub struct Metrics {
     pub avg_reward: f64,
     /// Mean number of turns.
     pub avg_turns: f64,
+    /// Failures cut off by the step limit rather than ended by the environment.
+    #[serde(default)]
+    pub truncated: usize,
+    /// Episodes that ended in an environment or policy failure or a diverged replay (counted as
+    /// failures in the rates).
+    #[serde(default)]
+    pub broken: usize,
 }
 
 impl Metrics {
@@ -30,6 +37,8 @@ impl Metrics {
             win_rate: episodes.iter().filter(|t| t.success).count() as f64 / nf,
             avg_reward: episodes.iter().map(|t| t.reward).sum::<f64>() / nf,
             avg_turns: episodes.iter().map(|t| t.turns.len() as f64).sum::<f64>() / nf,
+            truncated: episodes.iter().filter(|t| t.truncated()).count(),
+            broken: episodes.iter().filter(|t| !t.termination.is_evidence()).count(),
         }
     }
 }
@@ -47,6 +56,9 @@ pub struct ExploreStats {
     pub from_expert_states: usize,
     /// Successful episodes from expert states.
     pub from_expert_state_successes: usize,
+    /// Episodes that are no evidence (environment or policy failure, diverged replay).
+    #[serde(default)]
+    pub broken: usize,
 }
 
 impl ExploreStats {
@@ -54,6 +66,7 @@ impl ExploreStats {
     pub fn of(explored: &[Trajectory]) -> Self {
         let mut s = ExploreStats { episodes: explored.len(), ..Default::default() };
         for t in explored {
+            s.broken += usize::from(!t.termination.is_evidence());
             if t.start == StartState::TaskStart {
                 s.from_start += 1;
                 s.from_start_successes += usize::from(t.success);

@@ -363,6 +363,7 @@ impl Runner<'_> {
             iteration: 0,
             explore: None,
             recovery_states: 0,
+            probes_dropped: 0,
             training_examples: data.len(),
             trainable_turns: trained.trainable_turns,
             pairs: 0,
@@ -478,6 +479,7 @@ impl Runner<'_> {
             jsonl::write(&dir.join("selection.jsonl"), &selection.examples)?;
             jsonl::write(&dir.join("pairs.jsonl"), &selection.pairs)?;
             jsonl::write(&dir.join("segments.jsonl"), &selection.segments)?;
+            jsonl::write(&dir.join("dropped-probes.jsonl"), &selection.dropped_probes)?;
             if !self.config.experiment.accumulate {
                 dataset = Dataset::default();
             }
@@ -506,6 +508,7 @@ impl Runner<'_> {
                 iteration: k,
                 explore: Some(ExploreStats::of(&explored)),
                 recovery_states: selection.examples.iter().filter(|e| matches!(e.reason, Reason::Recovery { .. })).count(),
+                probes_dropped: selection.dropped_probes.len(),
                 training_examples: examples.len(),
                 trainable_turns: trained.trainable_turns,
                 pairs: pairs.len(),

@@ -15,6 +15,9 @@ pub struct IterationReport {
     pub explore: Option<ExploreStats>,
     /// Recovery states found (EEF's `D_r`).
     pub recovery_states: usize,
+    /// Probed states left out because none of their runs was evidence.
+    #[serde(default)]
+    pub probes_dropped: usize,
     /// Examples in the training set used for this iteration.
     pub training_examples: usize,
     /// Turns that carried loss in that training set.
@@ -90,21 +93,24 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "Expert: {} wins / {:.3} reward on training tasks ({} episodes); {} / {:.3} on evaluation tasks.\n",
+            "Expert: {} wins / {:.3} reward on training tasks ({} episodes; {} of its failures cut off by the step \
+             limit, not ended by the environment); {} / {:.3} on evaluation tasks.\n",
             pct(self.expert_train.win_rate),
             self.expert_train.avg_reward,
             self.expert_train.episodes,
+            self.expert_train.truncated,
             pct(self.expert_eval.win_rate),
             self.expert_eval.avg_reward
         );
         let _ = writeln!(s, "## Per iteration\n");
         let _ = writeln!(
             s,
-            "| Method | Iter | Explore: s0 wins | Explore: expert-state wins | Recovery states | Train examples | Trained turns | Win rate | Avg reward |"
+            "| Method | Iter | Explore: s0 wins | Explore: expert-state wins | Broken runs | Recovery states | Probes dropped | Train examples | Trained turns | Win rate | Avg reward |"
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for m in &self.methods {
             for it in &m.iterations {
+                let broken = it.explore.as_ref().map_or("-".to_owned(), |e| e.broken.to_string());
                 let (s0, es) = match &it.explore {
                     Some(e) => (
                         format!("{}/{}", e.from_start_successes, e.from_start),
@@ -118,12 +124,14 @@ impl Report {
                 };
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {:.3} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.3} |",
                     m.label,
                     it.iteration,
                     s0,
                     es,
+                    broken,
                     it.recovery_states,
+                    it.probes_dropped,
                     it.training_examples,
                     it.trainable_turns,
                     pct(it.eval.win_rate),

@@ -12,6 +12,7 @@
 //!   <method>/iter-<k>/selection.jsonl   this iteration's selected examples, with loss masks
 //!   <method>/iter-<k>/pairs.jsonl       preference pairs (ETO)
 //!   <method>/iter-<k>/segments.jsonl    EEF's judged expert segments
+//!   <method>/iter-<k>/dropped-probes.jsonl  EEF probes none of whose runs was evidence
 //!   <method>/iter-<k>/dataset.jsonl     the training set used (accumulated)
 //!   <method>/iter-<k>/checkpoint/       the policy after this iteration
 //!   <method>/iter-<k>/eval.jsonl, iteration.json (written last: the iteration is complete)

@@ -51,6 +51,12 @@ pub struct RolloutConfig {
     pub eval_temperature: f32,
     /// Whether to draw a progress bar (only on a terminal).
     pub progress: bool,
+    /// Compare every replayed observation with the recorded one (expert prefixes, and the
+    /// episode so far after an environment restart); an episode whose replay lands elsewhere
+    /// ends as [`Termination::ReplayDiverged`](crate::Termination::ReplayDiverged) and never
+    /// counts as evidence. Turn off only for expert data whose observations are known to be
+    /// rendered differently from this environment's.
+    pub verify_replay: bool,
 }
 
 impl Default for RolloutConfig {
@@ -63,6 +69,7 @@ impl Default for RolloutConfig {
             temperature: 0.7,
             eval_temperature: 0.0,
             progress: true,
+            verify_replay: true,
         }
     }
 }

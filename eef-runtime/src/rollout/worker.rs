@@ -98,6 +98,26 @@ impl Worker {
         }
     }
 
+    /// The first turn at which a replay's observations differ from the recorded ones, logged.
+    fn divergence<'a>(
+        &self,
+        job: &EpisodeJob,
+        recorded: impl Iterator<Item = &'a str>,
+        replayed: impl Iterator<Item = &'a str>,
+    ) -> Option<usize> {
+        let (step, (want, got)) = recorded.zip(replayed).enumerate().find(|(_, (a, b))| a != b)?;
+        let clip = |s: &str| s.chars().take(160).collect::<String>();
+        tracing::warn!(
+            worker = self.id,
+            episode = %job.id,
+            step,
+            recorded = %clip(want),
+            replayed = %clip(got),
+            "replay diverged from the recorded observation; the episode is not evidence"
+        );
+        Some(step)
+    }
+
     fn episode(&self, env: &mut Option<Box<dyn Environment>>, job: &EpisodeJob) -> Result<Trajectory, Abort> {
         let mut restarts = 0usize;
         let prefix_actions: Vec<String> = job.prefix.iter().map(|t| t.action.clone()).collect();
@@ -140,6 +160,13 @@ impl Worker {
             })
             .collect();
         let mut observation = replay.observation;
+        if self.config.verify_replay {
+            let recorded = job.prefix.iter().map(|t| t.observation.as_str());
+            let replayed = turns.iter().map(|t| t.observation.as_str());
+            if let Some(step) = self.divergence(job, recorded, replayed) {
+                return Ok(finish(turns, observation, Termination::ReplayDiverged { step }));
+            }
+        }
         if replay.done {
             return Ok(finish(turns, observation, Termination::Done));
         }
@@ -180,8 +207,17 @@ impl Worker {
                         tracing::warn!(worker = self.id, episode = %job.id, error = %err, "environment failed; restarting and replaying");
                         *env = None;
                         let so_far: Vec<String> = turns.iter().map(|t| t.action.clone()).collect();
-                        if let Err(e) = self.restore(env, job, &so_far, &mut restarts)? {
-                            return Ok(finish(turns, observation, Termination::EnvFailed(e.to_string())));
+                        let replay = match self.restore(env, job, &so_far, &mut restarts)? {
+                            Ok(r) => r,
+                            Err(e) => return Ok(finish(turns, observation, Termination::EnvFailed(e.to_string()))),
+                        };
+                        if self.config.verify_replay {
+                            // The episode so far, and the observation the policy just acted on.
+                            let recorded = turns.iter().map(|t| t.observation.as_str()).chain([observation.as_str()]);
+                            let replayed = replay.observations.iter().map(String::as_str).chain([replay.observation.as_str()]);
+                            if let Some(step) = self.divergence(job, recorded, replayed) {
+                                return Ok(finish(turns, observation, Termination::ReplayDiverged { step }));
+                            }
                         }
                     }
                     Err(err) => return Ok(finish(turns, observation, Termination::EnvFailed(err.to_string()))),

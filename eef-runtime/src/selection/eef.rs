@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{mask_before, PlanContext, Reason, Selection, Selector, SolutionChoice, Sft, TaskGroup};
+use super::{mask_before, DroppedProbe, PlanContext, Reason, Selection, Selector, SolutionChoice, Sft, TaskGroup};
 use crate::trajectory::{StartState, Trajectory};
 
 /// What to do with failed expert trajectories too short for `M` distinct states
@@ -28,6 +28,18 @@ pub enum ShortTrajectories {
     EveryState,
     /// Probe nothing beyond the task start.
     Skip,
+}
+
+/// Which failed expert trajectories EEF explores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpertFailures {
+    /// Every failed expert trajectory, as the paper (default).
+    #[default]
+    All,
+    /// Only those the environment ended; failures cut off by the step limit (truncations, not
+    /// mistakes: see [`Trajectory::truncated`]) are not probed.
+    NotTruncated,
 }
 
 /// The EEF selector and its settings.
@@ -44,6 +56,8 @@ pub struct Eef {
     pub include_expert_successes: bool,
     /// Whether solutions from task starts (`D_s0`) are part of the training set.
     pub include_task_starts: bool,
+    /// Which failed expert trajectories are probed.
+    pub expert_failures: ExpertFailures,
 }
 
 impl Default for Eef {
@@ -54,6 +68,7 @@ impl Default for Eef {
             choice: SolutionChoice::Shortest,
             include_expert_successes: true,
             include_task_starts: true,
+            expert_failures: ExpertFailures::All,
         }
     }
 }
@@ -135,6 +150,15 @@ impl Eef {
         Eef { states: m, ..Eef::default() }
     }
 
+    /// Whether `expert` is a failure this selector probes.
+    fn probes(&self, expert: &Trajectory) -> bool {
+        !expert.success
+            && match self.expert_failures {
+                ExpertFailures::All => true,
+                ExpertFailures::NotTruncated => !expert.truncated(),
+            }
+    }
+
     fn start_of(expert: &Trajectory, step: usize) -> StartState {
         StartState::Expert { trajectory: expert.id.clone(), step }
     }
@@ -150,9 +174,16 @@ impl Eef {
                 .map(|s| Self::start_of(expert, s)),
         );
         for start in &starts {
-            let mut runs = group.explored_from(start).peekable();
-            if runs.peek().is_none() {
+            let explored = group.explored_from(start).count();
+            if explored == 0 {
                 continue; // not explored (e.g. the prefix ended the episode): not a probe
+            }
+            // Only runs that played from the intended state are evidence: a crash, a policy
+            // failure or a diverged replay says nothing about whether the state is solvable.
+            let mut runs = group.explored_from(start).filter(|t| t.termination.is_evidence()).peekable();
+            if runs.peek().is_none() {
+                out.dropped_probes.push(DroppedProbe { expert: expert.id.clone(), step: start.prefix_len(), runs: explored });
+                continue;
             }
             let solvable = runs.any(|t| t.success);
             probes.push(Probe { step: start.prefix_len(), solvable });
@@ -181,7 +212,7 @@ impl Selector for Eef {
 
     fn plan(&self, ctx: &PlanContext<'_>) -> Vec<StartState> {
         let mut starts = vec![StartState::TaskStart];
-        for expert in ctx.experts.iter().filter(|t| !t.success) {
+        for expert in ctx.experts.iter().filter(|t| self.probes(t)) {
             for step in probe_steps(expert.turns.len(), self.states, self.short_trajectories) {
                 starts.push(Self::start_of(expert, step));
             }
@@ -197,7 +228,7 @@ impl Selector for Eef {
                 out.push(mask_before(best, 0), Reason::TaskStart);
             }
         }
-        for expert in group.expert_failures() {
+        for expert in group.expert_failures().filter(|t| self.probes(t)) {
             self.select_failure(group, expert, &mut out);
         }
         out
@@ -207,6 +238,8 @@ impl Selector for Eef {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::task::Task;
+    use crate::trajectory::{Actor, Source, Termination, Turn};
 
     #[test]
     fn evenly_spaced_states() {
@@ -256,5 +289,82 @@ mod tests {
         let none = classify_segments("e", &probes(&[(0, false), (1, false), (2, false)]));
         assert!(none.iter().all(|s| s.kind == SegmentKind::Unresolved));
         assert!(classify_segments("e", &probes(&[(0, true)])).is_empty());
+    }
+
+    fn trajectory(id: &str, start: StartState, turns: usize, success: bool, termination: Termination) -> Trajectory {
+        let prefix = start.prefix_len();
+        let turn = |i: usize| Turn {
+            observation: format!("o{i}"),
+            thought: None,
+            action: format!("a{i}"),
+            actor: if i < prefix { Actor::Expert } else { Actor::Policy },
+            reward: 0.0,
+            trainable: false,
+        };
+        Trajectory {
+            id: id.into(),
+            task_id: "t".into(),
+            instruction: String::new(),
+            source: Source::Expert,
+            start,
+            sample: 0,
+            seed: 0,
+            turns: (0..turns).map(turn).collect(),
+            final_observation: String::new(),
+            termination,
+            reward: f64::from(u8::from(success)),
+            success,
+        }
+    }
+
+    /// An expert failure of 12 actions (probes s2, s4, …, s10) and explorations: fails from the
+    /// task start; from s2 every run crashed; succeeds from s4.
+    fn crashed_probe_group() -> (Task, Vec<Trajectory>, Vec<Trajectory>) {
+        let task = Task::new("t", "", crate::task::Split::Train, 0);
+        let expert = trajectory("e", StartState::TaskStart, 12, false, Termination::Done);
+        let at = |step| StartState::Expert { trajectory: "e".into(), step };
+        let explored = vec![
+            trajectory("s0", StartState::TaskStart, 5, false, Termination::Done),
+            trajectory("s2a", at(2), 3, false, Termination::EnvFailed("the JVM died".into())),
+            trajectory("s2b", at(2), 2, false, Termination::ReplayDiverged { step: 1 }),
+            trajectory("s4", at(4), 8, true, Termination::Done),
+        ];
+        (task, vec![expert], explored)
+    }
+
+    #[test]
+    fn runs_that_are_no_evidence_drop_the_probe() {
+        let (task, experts, explored) = crashed_probe_group();
+        let group = TaskGroup { task: &task, experts: &experts, explored: &explored, iteration: 1 };
+        let out = Eef::default().select(&group);
+        // s2 is dropped, not judged unsolvable: the beneficial segment is s0..s4, not s2..s4.
+        assert_eq!(out.dropped_probes, vec![DroppedProbe { expert: "e".into(), step: 2, runs: 2 }]);
+        let segs: Vec<_> = out.segments.iter().map(|s| (s.from, s.to, s.kind)).collect();
+        assert_eq!(segs, vec![(0, 4, SegmentKind::Beneficial)]);
+        let recovery: Vec<_> = out.examples.iter().filter(|e| matches!(e.reason, Reason::Recovery { .. })).collect();
+        assert_eq!(recovery.len(), 1);
+        assert_eq!(recovery[0].reason, Reason::Recovery { beneficial_from: 0, beneficial_to: 4 });
+    }
+
+    #[test]
+    fn truncated_expert_failures_are_told_apart() {
+        let task = Task::new("t", "", crate::task::Split::Train, 0);
+        let truncated = trajectory("cut", StartState::TaskStart, 12, false, Termination::StepLimit);
+        let mistaken = trajectory("wrong", StartState::TaskStart, 12, false, Termination::Done);
+        assert!(truncated.truncated() && !mistaken.truncated());
+        let experts = [truncated, mistaken];
+        let ctx = PlanContext { task: &task, experts: &experts };
+        let probed = |eef: &Eef| {
+            eef.plan(&ctx)
+                .iter()
+                .filter_map(|s| match s {
+                    StartState::Expert { trajectory, .. } => Some(trajectory.clone()),
+                    StartState::TaskStart => None,
+                })
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        assert_eq!(probed(&Eef::default()).len(), 2, "the paper probes every failure");
+        let skip = Eef { expert_failures: ExpertFailures::NotTruncated, ..Eef::default() };
+        assert_eq!(probed(&skip).into_iter().collect::<Vec<_>>(), vec!["wrong".to_owned()]);
     }
 }

@@ -19,7 +19,7 @@ mod sft;
 use serde::{Deserialize, Serialize};
 
 pub use choice::SolutionChoice;
-pub use eef::{classify_segments, probe_steps, Eef, Probe, Segment, SegmentKind, ShortTrajectories};
+pub use eef::{classify_segments, probe_steps, Eef, ExpertFailures, Probe, Segment, SegmentKind, ShortTrajectories};
 pub use eto::Eto;
 pub use rft::Rft;
 pub use sft::Sft;
@@ -116,6 +116,21 @@ pub struct Selection {
     pub pairs: Vec<PreferencePair>,
     /// How each probed expert segment was judged (EEF's beneficial/harmful labels).
     pub segments: Vec<Segment>,
+    /// Probed states left out because no run from them is evidence (every run ended in an
+    /// environment or policy failure, or its replay diverged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_probes: Vec<DroppedProbe>,
+}
+
+/// A probed state whose runs were all unusable, so it was not judged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DroppedProbe {
+    /// The expert trajectory's id.
+    pub expert: String,
+    /// Expert actions replayed to reach the state (0 = task start).
+    pub step: usize,
+    /// Runs explored from it, none of them evidence.
+    pub runs: usize,
 }
 
 impl Selection {
@@ -129,6 +144,7 @@ impl Selection {
         self.examples.extend(other.examples);
         self.pairs.extend(other.pairs);
         self.segments.extend(other.segments);
+        self.dropped_probes.extend(other.dropped_probes);
     }
 
     /// Whether nothing was selected.
@@ -155,6 +171,9 @@ impl Selection {
         }
         for s in &self.segments {
             out.push_str(&format!("segment {} {}..{}: {:?}\n", s.expert, s.from, s.to, s.kind));
+        }
+        for d in &self.dropped_probes {
+            out.push_str(&format!("dropped probe {} at {}: none of {} runs is evidence\n", d.expert, d.step, d.runs));
         }
         out
     }

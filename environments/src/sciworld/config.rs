@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::calls::Calls;
+
 /// Which of ETO's held-out splits is the test split.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -52,8 +54,17 @@ pub struct SciWorldConfig {
     pub call_timeout_secs: f64,
     /// Seconds a JVM may take to start.
     pub startup_timeout_secs: f64,
-    /// Whether to offer the valid actions to the policy (about a thousand per state, ~20 ms).
+    /// Whether to offer the valid actions to the policy (about a thousand per state). With
+    /// [`Calls::Package`] they are fetched on every step either way; this only decides whether the
+    /// policy sees them, so it never changes the simulator's trajectory.
     pub offer_valid_actions: bool,
+    /// The simulator calls every step makes (default: the Python package's).
+    pub calls: Calls,
+    /// Start JVMs with constant identity hashes ([`DETERMINISTIC_JVM_OPTIONS`](super::DETERMINISTIC_JVM_OPTIONS)),
+    /// so that an episode depends only on the calls made since `reset` and replays after a crash
+    /// are exact (default). `false` starts the JVM as the Python package does, whose episodes
+    /// depend on what the JVM ran before.
+    pub deterministic_jvm: bool,
     /// Step limit for every task, instead of ETO's per-task limits.
     pub max_steps: Option<usize>,
     /// The offline expert's corruption.
@@ -72,8 +83,31 @@ impl Default for SciWorldConfig {
             call_timeout_secs: 30.0,
             startup_timeout_secs: 60.0,
             offer_valid_actions: false,
+            calls: Calls::Package,
+            deterministic_jvm: true,
             max_steps: None,
             expert: CorruptionConfig::default(),
         }
+    }
+}
+
+impl SciWorldConfig {
+    /// The JVM options this configuration starts simulators with.
+    pub fn jvm_options(&self) -> &'static [&'static str] {
+        if self.deterministic_jvm {
+            &super::DETERMINISTIC_JVM_OPTIONS
+        } else {
+            &[]
+        }
+    }
+
+    /// Refuses settings that cannot work together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.offer_valid_actions && self.calls == Calls::Minimal {
+            return Err("[environment] offer_valid_actions = true needs calls = \"package\" (calls = \"minimal\" \
+                        never fetches the valid actions)"
+                .into());
+        }
+        Ok(())
     }
 }

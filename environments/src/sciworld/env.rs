@@ -6,6 +6,7 @@ use std::time::Duration;
 use eef_runtime::environment::EnvError;
 use eef_runtime::{environment, Split, StepResult, Task};
 
+use super::calls::Observed;
 use super::client::ScienceWorld;
 use super::config::{SciWorldConfig, TestSplit};
 use super::install::{default_dir, Install};
@@ -66,6 +67,10 @@ struct Episode {
 /// - The episode ends when the simulator reports completion or a negative score (as the Python
 ///   API does); ETO's per-task step limits apply.
 /// - Malformed actions get the simulator's own answer ("No known action matches that input.").
+/// - Every step makes the Python package's calls ([`Calls`](super::Calls)) whether or not the
+///   valid actions are offered, and the JVM runs with constant identity hashes, so the same
+///   actions give the same episode in any JVM: replays after a crash, and the expert prefixes EEF
+///   replays, land in the recorded states. Valid actions are sorted as the package sorts them.
 pub struct SciWorldEnv {
     install: Install,
     config: Arc<SciWorldConfig>,
@@ -93,6 +98,7 @@ fn env_error(e: Py4jError) -> EnvError {
 impl SciWorldEnv {
     /// An environment over the installation and task list of `config`.
     pub fn new(config: &SciWorldConfig) -> Result<Self, EnvError> {
+        config.validate().map_err(EnvError::Other)?;
         let install = Install::at(&config.home.clone().unwrap_or_else(default_dir)).map_err(|e| EnvError::Other(e.to_string()))?;
         let list = TaskList::load(config).map_err(EnvError::Other)?;
         Ok(Self::with_parts(install, Arc::new(config.clone()), Arc::new(list)))
@@ -126,7 +132,8 @@ impl SciWorldEnv {
         if self.sim.is_none() {
             let timeout = Duration::from_secs_f64(self.config.call_timeout_secs.max(0.1));
             let startup = Duration::from_secs_f64(self.config.startup_timeout_secs.max(1.0));
-            self.sim = Some(ScienceWorld::start(&self.install, timeout, startup).map_err(env_error)?);
+            let jvm = self.config.jvm_options();
+            self.sim = Some(ScienceWorld::start(&self.install, jvm, timeout, startup).map_err(env_error)?);
             self.loaded = None;
         }
         let sim = self.sim.as_mut().expect("simulator started");
@@ -139,9 +146,12 @@ impl SciWorldEnv {
         out.map_err(env_error)
     }
 
-    fn refresh_valid(&mut self) -> Result<(), EnvError> {
-        self.valid = if self.config.offer_valid_actions { Some(self.with_sim(ScienceWorld::valid_actions)?) } else { None };
-        Ok(())
+    /// Applies `action` with the configured calls and keeps the valid actions if they are offered.
+    fn observe(&mut self, action: &str) -> Result<Observed, EnvError> {
+        let calls = self.config.calls;
+        let mut observed = self.with_sim(|s| calls.step(s, action))?;
+        self.valid = if self.config.offer_valid_actions { observed.valid.take() } else { None };
+        Ok(observed)
     }
 }
 
@@ -161,13 +171,11 @@ impl SciWorldEnv {
             self.with_sim(|s| s.load(&t.simulator_name, t.variation, &simplifications, false))?;
             self.loaded = Some(key);
         }
-        let (description, look) = self.with_sim(|s| {
-            s.reset()?;
-            let look = s.step("look around")?;
-            Ok((s.task_description()?, look))
-        })?;
+        // As the Python package's `reset`: reset, then a `look around` step with a step's calls.
+        self.with_sim(ScienceWorld::reset)?;
+        let look = self.observe("look around")?.observation;
+        let description = self.with_sim(ScienceWorld::task_description)?;
         self.episode = Some(Episode { done: false });
-        self.refresh_valid()?;
         Ok(format!("Task Description: {description}\n{look}"))
     }
 
@@ -177,18 +185,13 @@ impl SciWorldEnv {
             Some(_) => return Err(EnvError::InvalidState("step after the episode ended".into())),
             None => return Err(EnvError::InvalidState("step before reset".into())),
         }
-        let (observation, score, completed) = self.with_sim(|s| {
-            let o = s.step(action)?;
-            Ok((o, s.score()?, s.completed()?))
-        })?;
+        let Observed { observation, score, completed, .. } = self.observe(action)?;
         let done = completed || score < 0;
         if let Some(e) = &mut self.episode {
             e.done = done;
         }
         if done {
             self.valid = None;
-        } else {
-            self.refresh_valid()?;
         }
         Ok(StepResult { observation, reward: score.max(0) as f64, done })
     }

@@ -11,7 +11,8 @@
 //! - **early stop**: the plan ends at `j`; the expert then only looks around.
 //!
 //! Past the end of its plan the expert says `look around`. Gold sequences come from the simulator
-//! (`load(..., generateGoldPath = true)`) and are cached in `gold-paths.json` next to the jar.
+//! (`load(..., generateGoldPath = true)`) and are cached next to the jar, one file per
+//! simplification and JVM setting ([`gold_cache_file`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,7 +22,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::client::ScienceWorld;
-use super::config::CorruptionConfig;
+use super::config::{CorruptionConfig, SciWorldConfig};
 use super::install::Install;
 use super::tasks::SciTask;
 
@@ -79,15 +80,25 @@ pub fn corrupt(gold: &[String], config: &CorruptionConfig, task_id: &str) -> (Ve
     (plan, how)
 }
 
-/// The gold sequences of `tasks`, from the cache file in the installation folder, computing (and
-/// caching) those missing with one JVM.
-pub fn gold_paths(install: &Install, simplifications: &str, tasks: &[SciTask]) -> Result<BTreeMap<String, Vec<String>>, String> {
-    let cache = install.dir.join("gold-paths.json");
+/// The cache file of gold sequences for `config`'s simplifications and JVM options: the
+/// simulator's gold agent takes other paths when the JVM's identity hashes differ.
+pub fn gold_cache_file(install: &Install, config: &SciWorldConfig) -> std::path::PathBuf {
+    let simplifications = if config.simplifications.is_empty() { "none" } else { config.simplifications.as_str() };
+    let jvm = if config.deterministic_jvm { "deterministic" } else { "jvm-default" };
+    install.dir.join(format!("gold-paths-{}-{jvm}.json", simplifications.replace(',', "+")))
+}
+
+/// The gold sequences of `tasks`, from the cache file in the installation folder
+/// ([`gold_cache_file`]), computing (and caching) those missing with one JVM started as `config`
+/// says.
+pub fn gold_paths(install: &Install, config: &SciWorldConfig, tasks: &[SciTask]) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let cache = gold_cache_file(install, config);
+    let simplifications = config.simplifications.as_str();
     let mut known: BTreeMap<String, Vec<String>> = read_cache(&cache);
     let missing: Vec<&SciTask> = tasks.iter().filter(|t| !known.contains_key(&t.id())).collect();
     if !missing.is_empty() {
         let timeout = std::time::Duration::from_secs(60);
-        let mut sim = ScienceWorld::start(install, timeout, timeout).map_err(|e| e.to_string())?;
+        let mut sim = ScienceWorld::start(install, config.jvm_options(), timeout, timeout).map_err(|e| e.to_string())?;
         for (i, t) in missing.iter().enumerate() {
             sim.load(&t.simulator_name, t.variation, simplifications, true).map_err(|e| format!("{}: {e}", t.id()))?;
             let gold = sim.gold_actions().map_err(|e| format!("{}: {e}", t.id()))?;

@@ -7,7 +7,9 @@
 //!
 //! ```text
 //! i\n<class>\ne\n                         -> !yro0          construct
-//! c\n<target>\n<method>\n<args>e\n         -> !y<type><value> call (args: s<text>\n, i<int>\n, b<bool>\n)
+//! c\n<target>\n<method>\n<args>e\n         -> !y<type><value> call (args: s<text>\n, i<int>\n, b<bool>\n, r<id>\n;
+//!                                                  a static method's target is z:<class>)
+//! m\nd\n<id>\ne\n                           -> !yv             release an object
 //! ```
 //! Answers are `!y` + type (`s` string, `i` int, `d` double, `b` bool, `v` void, `n` null, `r`
 //! object, `l` list) or `!x` + an error. Strings are escaped (`\\`, `\n`, `\r`).
@@ -52,6 +54,8 @@ pub enum Arg<'a> {
     Int(i64),
     /// A boolean.
     Bool(bool),
+    /// A JVM object held by the gateway (its target id, e.g. `o3`).
+    Ref(&'a str),
 }
 
 /// A decoded answer.
@@ -183,10 +187,18 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Starts `java -cp <jar_dir>/<jar> py4j.GatewayServer --die-on-broken-pipe 0` in `jar_dir`
+    /// Starts `java <jvm_options> -cp <jar_dir>/<jar> py4j.GatewayServer --die-on-broken-pipe 0` in `jar_dir`
     /// and connects. `timeout` bounds every call; start-up gets `startup` to announce its port.
-    pub fn spawn(java: &Path, jar_dir: &Path, jar: &str, timeout: Duration, startup: Duration) -> Result<Self, Py4jError> {
+    pub fn spawn(
+        java: &Path,
+        jvm_options: &[&str],
+        jar_dir: &Path,
+        jar: &str,
+        timeout: Duration,
+        startup: Duration,
+    ) -> Result<Self, Py4jError> {
         let mut child = Command::new(java)
+            .args(jvm_options)
             .arg("-cp")
             .arg(jar)
             .arg("py4j.GatewayServer")
@@ -302,6 +314,10 @@ impl Gateway {
                 }
                 Arg::Int(i) => cmd.push_str(&format!("i{i}")),
                 Arg::Bool(b) => cmd.push_str(if *b { "btrue" } else { "bfalse" }),
+                Arg::Ref(id) => {
+                    cmd.push('r');
+                    cmd.push_str(id);
+                }
             }
             cmd.push('\n');
         }
@@ -309,18 +325,29 @@ impl Gateway {
         self.exchange(&cmd)
     }
 
-    /// Reads a JVM list of strings element by element.
-    pub fn string_list(&mut self, list: &str) -> Result<Vec<String>, Py4jError> {
-        let n = match self.call(list, "size", &[])? {
-            Value::Int(n) => n,
-            other => return Err(Py4jError::Protocol(format!("size answered {other:?}"))),
+    /// Calls the static `method` of `class` (py4j's `z:` targets).
+    pub fn call_static(&mut self, class: &str, method: &str, args: &[Arg<'_>]) -> Result<Value, Py4jError> {
+        self.call(&format!("z:{class}"), method, args)
+    }
+
+    /// Lets the JVM forget the object `id` (py4j's memory command, as the Python client's garbage
+    /// collection sends it). Objects never released stay alive for the JVM's lifetime.
+    pub fn release(&mut self, id: &str) -> Result<(), Py4jError> {
+        match self.exchange(&format!("m\nd\n{id}\ne\n"))? {
+            Value::Void => Ok(()),
+            other => Err(Py4jError::Protocol(format!("release answered {other:?}"))),
+        }
+    }
+
+    /// Reads a JVM list of strings that contain no newline in one call (`String.join`), keeping
+    /// the list's order, and releases the list.
+    pub fn joined_string_list(&mut self, list: &str) -> Result<Vec<String>, Py4jError> {
+        let joined = match self.call_static("java.lang.String", "join", &[Arg::Str("\n"), Arg::Ref(list)])? {
+            Value::Str(s) => s,
+            other => return Err(Py4jError::Protocol(format!("String.join answered {other:?}"))),
         };
-        (0..n)
-            .map(|i| match self.call(list, "get", &[Arg::Int(i)])? {
-                Value::Str(s) => Ok(s),
-                other => Err(Py4jError::Protocol(format!("list element {other:?}"))),
-            })
-            .collect()
+        self.release(list)?;
+        Ok(if joined.is_empty() { Vec::new() } else { joined.split('\n').map(str::to_owned).collect() })
     }
 }
 
