@@ -169,3 +169,96 @@ fn the_original_data_files_load_through_data_dir() {
     let item = env.step("click[b0testsock]").unwrap().observation;
     assert!(item.contains("[SEP] color [SEP] navy | grey [SEP] black [SEP] size [SEP] large [SEP] Warm Wool Socks for Men [SEP] Price: $12.99"), "{item}");
 }
+
+/// What `scripts/make_webshop_reward_reference.py` recorded from the original `get_reward`.
+#[derive(serde::Deserialize)]
+struct RewardReference {
+    nouns: std::collections::BTreeMap<String, Vec<String>>,
+    cases: Vec<RewardCase>,
+}
+
+#[derive(serde::Deserialize)]
+struct RewardCase {
+    bought: OriginalProduct,
+    goal: OriginalGoal,
+    price: f64,
+    options: Vec<(String, String)>,
+    reward: f64,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct OriginalProduct {
+    #[serde(rename = "asin")]
+    asin: String,
+    title: String,
+    #[serde(rename = "query")]
+    query: String,
+    #[serde(rename = "product_category")]
+    product_category: String,
+    attributes: Vec<String>,
+    bullet_points: Vec<String>,
+    description: String,
+}
+
+#[derive(serde::Deserialize)]
+struct OriginalGoal {
+    asin: String,
+    query: String,
+    product_category: String,
+    name: String,
+    attributes: Vec<String>,
+    /// A JSON object in the original's (sorted) key order.
+    goal_options: serde_json::Map<String, serde_json::Value>,
+    price_upper: f64,
+}
+
+#[test]
+fn the_reward_is_the_originals_on_a_thousand_cases() {
+    use eef_environments::webshop::data::Product;
+    use eef_environments::webshop::goals::Goal;
+    use eef_environments::webshop::reward::reward;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/webshop/reward_reference.json");
+    let reference: RewardReference = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(reference.cases.len() >= 1000);
+    let nouns = |name: &str| reference.nouns.get(name).cloned().unwrap_or_else(|| panic!("no spaCy nouns recorded for {name:?}"));
+    let mut wrong = Vec::new();
+    let mut partial = 0;
+    for (i, c) in reference.cases.iter().enumerate() {
+        let b = &c.bought;
+        let product = Product {
+            asin: b.asin.clone(),
+            title: b.title.clone(),
+            category: String::new(),
+            query: b.query.clone(),
+            product_category: b.product_category.clone(),
+            description: b.description.clone(),
+            bullet_points: b.bullet_points.clone(),
+            pricing: vec![c.price],
+            price_tag: String::new(),
+            options: Vec::new(),
+            attributes: b.attributes.clone(),
+            instruction_text: None,
+            instruction_attributes: Vec::new(),
+        };
+        let g = &c.goal;
+        let goal = Goal {
+            asin: g.asin.clone(),
+            category: String::new(),
+            query: g.query.clone(),
+            name: g.name.clone(),
+            product_category: g.product_category.clone(),
+            instruction_text: String::new(),
+            attributes: g.attributes.clone(),
+            price_upper: g.price_upper,
+            goal_options: g.goal_options.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())).collect(),
+        };
+        let got = reward(&product, &goal, c.price, &c.options, nouns);
+        if (got - c.reward).abs() > 1e-12 {
+            wrong.push(format!("case {i}: original {}, port {got}; options {:?} vs goal {:?}", c.reward, c.options, goal.goal_options));
+        }
+        partial += usize::from(c.reward > 0.0 && c.reward < 1.0);
+    }
+    assert!(partial > 300, "the cases exercise partial rewards: {partial}");
+    assert!(wrong.is_empty(), "{} of {} rewards differ:\n{}", wrong.len(), reference.cases.len(), wrong.iter().take(15).cloned().collect::<Vec<_>>().join("\n"));
+}

@@ -14,9 +14,6 @@ use super::fuzz::token_set_ratio;
 use super::goals::Goal;
 use super::normalize::{normalize_color, COLOR_SET};
 
-/// Options matched exactly rather than fuzzily.
-pub const EXACT_MATCH_OPTS: [&str; 1] = ["size"];
-
 /// Words never counted as nouns (function words, frequent adjectives, units, marketing words).
 const NOT_NOUNS: &[&str] = &[
     "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "into", "is", "it", "of", "on", "or", "the", "to",
@@ -94,30 +91,85 @@ pub fn attribute_matches(p: &Product, goal: &Goal) -> usize {
         .count()
 }
 
-/// `get_option_reward`: *purchased* options matched against the goal's (exactly for `size`,
-/// else token_set_ratio > 85, else found in the product's text), colours normalized first.
-pub fn option_matches(p: &Product, goal: &Goal, chosen: &[(String, String)]) -> usize {
-    let goal_options: Vec<String> = goal.goal_options.iter().map(|(_, v)| normalize_color(v)).collect();
-    let mut n = 0;
-    for (name, value) in chosen {
-        let value = normalize_color(value);
-        let matched = if EXACT_MATCH_OPTS.contains(&name.to_lowercase().as_str()) {
-            goal_options.contains(&value)
-        } else {
-            goal_options.iter().any(|g| token_set_ratio(g, &value) > 85)
-        };
-        if matched || mentioned(p, &value) {
-            n += 1;
+/// How `normalize_color` and thefuzz see a synthetic goal's option: `get_reward` passes
+/// `goal['goal_options'].items()`, so each goal option is a `(name, value)` tuple.
+/// `normalize_color(tuple)` tests `color in tuple` (equality with the name or the value, colours
+/// in `COLOR_SET` order) and returns that colour; otherwise the tuple, which `full_process` turns
+/// into text through `str()`: `('size', '8 fl oz')`, matched as the words `size 8 fl oz`.
+pub fn goal_option_text(name: &str, value: &str) -> String {
+    if let Some(c) = COLOR_SET.iter().find(|c| **c == name || **c == value) {
+        return (*c).to_owned();
+    }
+    format!("({}, {})", py_repr(name), py_repr(value))
+}
+
+/// Python's `repr` of a string (what `str()` of a tuple shows of it).
+pub fn py_repr(s: &str) -> String {
+    use unicode_general_category::{get_general_category, GeneralCategory as G};
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => {
+                // Python's str.isprintable: not a control, format, surrogate, private-use,
+                // unassigned or separator character (except the ASCII space).
+                let printable = c == ' '
+                    || !matches!(
+                        get_general_category(c),
+                        G::Control
+                            | G::Format
+                            | G::Surrogate
+                            | G::PrivateUse
+                            | G::Unassigned
+                            | G::LineSeparator
+                            | G::ParagraphSeparator
+                            | G::SpaceSeparator
+                    );
+                let code = c as u32;
+                if printable {
+                    out.push(c);
+                } else if code < 0x100 {
+                    out.push_str(&format!("\\x{code:02x}"));
+                } else if code < 0x10000 {
+                    out.push_str(&format!("\\u{code:04x}"));
+                } else {
+                    out.push_str(&format!("\\U{code:08x}"));
+                }
+            }
         }
     }
-    n
+    out.push(quote);
+    out
+}
+
+/// `get_option_reward` as the original computes it: the goal options matched by some purchased
+/// option value (both through `normalize_color`) with `token_set_ratio > 85`, each goal option
+/// counted once. Synthetic goals' options are `(name, value)` pairs ([`goal_option_text`]).
+pub fn option_matches(goal: &Goal, chosen: &[(String, String)]) -> usize {
+    let purchased: Vec<String> = chosen.iter().map(|(_, v)| normalize_color(v)).collect();
+    goal.goal_options
+        .iter()
+        .filter(|(name, value)| {
+            let g = goal_option_text(name, value);
+            purchased.iter().any(|p| token_set_ratio(p, &g) > 85)
+        })
+        .count()
 }
 
 /// The reward of buying `p` at `price` with `chosen` options for `goal`.
 pub fn reward(p: &Product, goal: &Goal, price: f64, chosen: &[(String, String)], noun_fn: impl Fn(&str) -> Vec<String>) -> f64 {
     let t = type_reward(p, goal, noun_fn);
     let r_price = if price <= goal.price_upper { 1.0 } else { 0.0 };
-    let matched = attribute_matches(p, goal) + option_matches(p, goal, chosen);
+    let matched = attribute_matches(p, goal) + option_matches(goal, chosen);
     (matched as f64 + r_price) / (goal.attributes.len() + goal.goal_options.len() + 1) as f64 * t.r_type
 }
 
@@ -165,7 +217,7 @@ mod tests {
 
     #[test]
     fn terms_are_counted_as_the_original_does() {
-        // Wrong size (exact match fails, but "4 fl oz" is not in the text): 3 of 4.
+        // Wrong size ("4 fl oz" against the pair "size 8 fl oz" scores 83): 3 of 4.
         let r = reward(&product(), &goal(), 12.5, &[("size".into(), "4 fl oz".into())], nouns);
         assert!((r - 0.75).abs() < 1e-12, "{r}");
         // Too expensive and no option chosen: 2 of 4.
