@@ -64,6 +64,26 @@ fn pages_render_as_the_original_text_mode() {
 }
 
 #[test]
+fn next_is_on_every_results_page_and_leads_past_the_last() {
+    let mut e = env();
+    let task = e.tasks()[0].clone();
+    e.reset(&task, 0).unwrap();
+    let first = e.step("search[shampoo]").unwrap().observation;
+    let total: usize = first.split("Total results: ").nth(1).unwrap().split(')').next().unwrap().parse().unwrap();
+    assert!(first.contains(" [SEP] Next > [SEP] "), "{first}");
+    let pages = total.div_ceil(10);
+    let mut page = first;
+    for _ in 1..=pages {
+        page = e.step("click[next >]").unwrap().observation;
+        assert!(page.contains("< Prev [SEP] Next >"), "{page}");
+    }
+    // One past the last page: the header and the buttons, no products (as the original).
+    assert!(page.ends_with("< Prev [SEP] Next >"), "{page}");
+    let words = e.step("search[zzqx nothing matches this]").unwrap().observation;
+    assert!(words.ends_with("Page 1 (Total results: 0) [SEP] Next >"), "{words}");
+}
+
+#[test]
 fn invalid_actions_change_nothing_and_search_works_anywhere() {
     let mut e = env();
     let task = e.tasks()[0].clone();

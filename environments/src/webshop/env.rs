@@ -15,15 +15,18 @@ pub const SEARCH_RETURN_N: usize = 50;
 /// Results per page (`PRODUCT_WINDOW`).
 pub const PRODUCT_WINDOW: usize = 10;
 
-/// Splits an action as the original's `parse_action` (`(.+)\[(.+)\]`, matched from the start):
-/// the name is everything before the last `[` that is followed by at least one character and a
-/// `]`; the argument runs to the last `]`.
+/// Splits an action as the original's `parse_action` (`re.match(r'(.+)\[(.+)\]', action)`):
+/// Python's `.` stops at a newline and the pattern is anchored only at the start, so only the
+/// first line counts (`search[red shirt]\nclick[buy now]` is a search; `search[red\nshirt]` is
+/// nothing). Within it the name is everything before the last `[` that is followed by at least
+/// one character and a `]`; the argument runs to the last `]`. Without a match the whole action
+/// is the name and there is no argument.
 pub fn parse_action(action: &str) -> (String, Option<String>) {
-    let close = action.rfind(']');
-    if let Some(close) = close {
-        let open = action[..close].char_indices().rev().map(|(i, _)| i).find(|&i| action.as_bytes()[i] == b'[' && i > 0 && close > i + 1);
+    let line = action.split('\n').next().unwrap_or("");
+    if let Some(close) = line.rfind(']') {
+        let open = line[..close].char_indices().rev().map(|(i, _)| i).find(|&i| line.as_bytes()[i] == b'[' && i > 0 && close > i + 1);
         if let Some(open) = open {
-            return (action[..open].to_owned(), Some(action[open + 1..close].to_owned()));
+            return (line[..open].to_owned(), Some(line[open + 1..close].to_owned()));
         }
     }
     (action.to_owned(), None)
@@ -106,9 +109,9 @@ impl WebShopEnv {
                 if s.page_num > 1 {
                     parts.push("< Prev".into());
                 }
-                if s.page_num * PRODUCT_WINDOW < s.results.len() {
-                    parts.push("Next >".into());
-                }
+                // The original's template shows `Next >` on every results page, the last and an
+                // empty one included; past the last page the listing is empty.
+                parts.push("Next >".into());
                 for &i in self.page_results(s) {
                     let p = &c.products[i];
                     parts.extend([p.asin.clone(), p.title.clone(), p.price_tag.clone()]);
@@ -177,9 +180,7 @@ impl WebShopEnv {
                 if s.page_num > 1 {
                     button("< Prev");
                 }
-                if s.page_num * PRODUCT_WINDOW < s.results.len() {
-                    button("Next >");
-                }
+                button("Next >");
                 for &i in self.page_results(s) {
                     out.push((c.products[i].asin.to_lowercase(), None));
                 }
@@ -347,5 +348,10 @@ mod tests {
         assert_eq!(parse_action("search[a] tail"), ("search".into(), Some("a".into())));
         assert_eq!(parse_action("click[a[b]]"), ("click[a".into(), Some("b]".into())));
         assert_eq!(parse_action("buy"), ("buy".into(), None));
+        // Python's `.` stops at a newline: only the first line can match.
+        assert_eq!(parse_action("search[red shirt]\nclick[buy now]"), ("search".into(), Some("red shirt".into())));
+        assert_eq!(parse_action("search[red\nshirt]"), ("search[red\nshirt]".into(), None));
+        assert_eq!(parse_action("\nsearch[red shirt]"), ("\nsearch[red shirt]".into(), None));
+        assert_eq!(parse_action("search[a\rb]"), ("search".into(), Some("a\rb".into())));
     }
 }
