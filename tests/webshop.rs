@@ -282,3 +282,26 @@ fn the_reward_is_the_originals_on_a_thousand_cases() {
     assert!(partial > 300, "the cases exercise partial rewards: {partial}");
     assert!(wrong.is_empty(), "{} of {} rewards differ:\n{}", wrong.len(), reference.cases.len(), wrong.iter().take(15).cloned().collect::<Vec<_>>().join("\n"));
 }
+
+#[test]
+fn the_type_reward_takes_spacys_nouns_on_the_whole_catalog() {
+    use eef_environments::webshop::nouns::{approximate_nouns, nouns, table_nouns};
+    let catalog = Catalog::load(&WebShopConfig::default()).unwrap();
+    let missing: Vec<&str> = catalog.products.iter().map(|p| p.title.as_str()).filter(|t| table_nouns(t).is_none()).collect();
+    assert!(missing.is_empty(), "{} titles of the default catalog lack spaCy's nouns, e.g. {:?}", missing.len(), &missing[..missing.len().min(3)]);
+    // Where spaCy and the approximation disagree, the table's answer is the one used.
+    let differs = catalog.products.iter().find(|p| approximate_nouns(&p.title) != table_nouns(&p.title).unwrap()).unwrap();
+    assert_eq!(nouns(&differs.title), table_nouns(&differs.title).unwrap());
+
+    // Outside the table (another catalog seed): how often the approximation disagrees with spaCy.
+    #[derive(serde::Deserialize)]
+    struct HeldOut {
+        nouns: std::collections::BTreeMap<String, Vec<String>>,
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/webshop/nouns_held_out.json");
+    let held: HeldOut = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(held.nouns.len() >= 300 && held.nouns.keys().all(|t| table_nouns(t).is_none()), "held-out titles are outside the table");
+    let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+    let differ = held.nouns.iter().filter(|(t, n)| set(&approximate_nouns(t)) != set(n)).count();
+    println!("noun approximation vs spaCy on {} held-out titles: {differ} differ as sets", held.nouns.len());
+}

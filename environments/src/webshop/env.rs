@@ -8,7 +8,8 @@ use eef_runtime::{environment, Split, StepResult, Task};
 
 use super::catalog::Catalog;
 use super::config::WebShopConfig;
-use super::reward::{nouns, reward};
+use super::nouns::nouns;
+use super::reward::reward;
 
 /// Results kept per search (`SEARCH_RETURN_N`).
 pub const SEARCH_RETURN_N: usize = 50;

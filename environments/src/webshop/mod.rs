@@ -16,6 +16,7 @@ mod prompt;
 pub mod fuzz;
 pub mod goals;
 pub mod normalize;
+pub mod nouns;
 pub mod reward;
 pub mod search;
 pub mod synth;

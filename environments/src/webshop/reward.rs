@@ -1,11 +1,9 @@
 //! WebShop's reward (`engine/goal.py::get_reward`), term by term.
 //!
 //! `reward = (matched attributes + matched options + price ok) / (attributes + goal options + 1)
-//! × r_type`. The type reward compares the *nouns* of the goal's and the bought product's titles;
-//! WebShop uses spaCy's `en_core_web_lg` tagger, which cannot be installed offline. This port
-//! approximates nouns with [`nouns`]: lower-cased alphabetic tokens that are not stop words,
-//! common adjectives, colours, units or marketing words (a list shipped in this file). How often
-//! that choice changes the reward is measured by the `webshop_bench` example.
+//! × r_type`. The type reward compares the *nouns* of the goal's and the bought product's titles,
+//! which WebShop takes from spaCy's `en_core_web_sm` tagger: see [`nouns`](super::nouns) for the
+//! shipped table of spaCy's answers and the approximation used for titles outside it.
 
 use std::collections::HashSet;
 
@@ -13,29 +11,7 @@ use super::data::Product;
 use super::fuzz::token_set_ratio;
 use super::goals::Goal;
 use super::normalize::{normalize_color, COLOR_SET};
-
-/// Words never counted as nouns (function words, frequent adjectives, units, marketing words).
-const NOT_NOUNS: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "into", "is", "it", "of", "on", "or", "the", "to",
-    "with", "without", "your", "you", "our", "all", "any", "each", "per", "plus", "up", "new", "best", "premium",
-    "quality", "high", "low", "free", "natural", "organic", "extra", "super", "ultra", "mini", "small", "medium", "large",
-    "big", "long", "short", "soft", "hard", "light", "dark", "heavy", "easy", "portable", "waterproof", "professional",
-    "compatible", "adjustable", "durable", "multi", "full", "half", "double", "single", "non", "slip", "anti", "fresh",
-    "pure", "original", "classic", "modern", "vintage", "cute", "fashion", "casual", "comfortable", "lightweight",
-    "everyday", "essentials", "value", "pack", "count", "set", "piece", "pieces", "pcs", "oz", "fl", "ounce", "ounces",
-    "inch", "inches", "lb", "lbs", "ml", "g", "kg", "cm", "mm", "ft", "x", "xl", "xxl", "womens", "mens", "women", "men",
-    "kids", "unisex", "s", "t", "de",
-];
-
-/// The noun approximation: see the module documentation.
-pub fn nouns(title: &str) -> Vec<String> {
-    title
-        .split(|c: char| !c.is_alphabetic())
-        .filter(|t| t.len() > 1)
-        .map(str::to_lowercase)
-        .filter(|t| !NOT_NOUNS.contains(&t.as_str()) && !COLOR_SET.contains(&t.as_str()))
-        .collect()
-}
+pub use super::nouns::nouns;
 
 /// The type reward and its parts.
 #[derive(Clone, Copy, Debug, PartialEq)]
