@@ -155,10 +155,10 @@ fn the_original_data_files_load_through_data_dir() {
         {"asin": "B0TESTSOCK", "name": "Warm Wool Socks for Men", "category": "fashion", "query": "Wool Socks ",
          "product_category": "Clothing › Men › Socks", "full_description": "Soft merino wool socks.",
          "small_description": ["Machine wash", "Merino wool"], "pricing": "$12.99",
-         "customization_options": {"Color": [{"value": "Navy/Grey"}, {"value": "Black"}], "Size": [{"value": "Large"}]},
+         "customization_options": {"Size": [{"value": "Large"}], "Color": [{"value": "Navy/Grey"}, {"value": "Black"}]},
          "images": ["x.jpg"]},
         {"asin": "B0TESTHATS", "name": "Cotton Sun Hat", "category": "fashion", "query": "sun hat",
-         "product_category": "Clothing › Men › Hats", "full_description": "A hat.", "small_description": "Cotton",
+         "product_category": "Clothing › Men › Hats", "full_description": "", "small_description": "Cotton",
          "pricing": "$5.00$15.00", "customization_options": null, "images": ["y.jpg"]},
         {"asin": "nan", "name": "skipped"}
     ]);
@@ -176,7 +176,8 @@ fn the_original_data_files_load_through_data_dir() {
     let sock = &catalog.products[0];
     assert_eq!(sock.query, "wool socks");
     assert_eq!(sock.price_tag, "$12.99");
-    assert_eq!(sock.options, vec![("color".to_owned(), vec!["navy | grey".to_owned(), "black".to_owned()]), ("size".to_owned(), vec!["large".to_owned()])]);
+    // Options keep the file's order (the original iterates the JSON object), not alphabetical.
+    assert_eq!(sock.options, vec![("size".to_owned(), vec!["large".to_owned()]), ("color".to_owned(), vec!["navy | grey".to_owned(), "black".to_owned()])]);
     assert_eq!(catalog.products[1].price_tag, "$5.0 to $15.0");
     assert_eq!(catalog.products[1].attributes, vec!["cotton"]);
     // One instruction x (2 colours x 1 size) = 2 goals.
@@ -187,7 +188,12 @@ fn the_original_data_files_load_through_data_dir() {
     env.reset(&task, 0).unwrap();
     env.step("search[wool socks]").unwrap();
     let item = env.step("click[b0testsock]").unwrap().observation;
-    assert!(item.contains("[SEP] color [SEP] navy | grey [SEP] black [SEP] size [SEP] large [SEP] Warm Wool Socks for Men [SEP] Price: $12.99"), "{item}");
+    assert!(item.contains("[SEP] size [SEP] large [SEP] color [SEP] navy | grey [SEP] black [SEP] Warm Wool Socks for Men [SEP] Price: $12.99"), "{item}");
+    // An empty description shows no empty entry.
+    env.step("search[sun hat]").unwrap();
+    env.step("click[b0testhats]").unwrap();
+    let description = env.step("click[description]").unwrap().observation;
+    assert!(description.ends_with("[SEP] Back to Search [SEP] < Prev"), "{description}");
 }
 
 /// What `scripts/make_webshop_reward_reference.py` recorded from the original `get_reward`.

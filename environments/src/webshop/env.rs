@@ -133,9 +133,12 @@ impl WebShopEnv {
                 let p = &c.products[s.product.unwrap_or(0)];
                 head(&mut parts);
                 parts.push("< Prev".into());
+                // The original renders each text into its own element; an empty one makes no text
+                // node, and a lone newline is dropped by its text conversion (`t != '\n'`).
+                let shown = |t: &&String| !t.is_empty() && t.as_str() != "\n";
                 match s.page {
-                    Page::Description => parts.push(p.description.clone()),
-                    Page::Features => parts.extend(p.bullet_points.iter().cloned()),
+                    Page::Description => parts.extend(std::iter::once(&p.description).filter(shown).cloned()),
+                    Page::Features => parts.extend(p.bullet_points.iter().filter(shown).cloned()),
                     _ => {}
                 }
             }
