@@ -169,7 +169,7 @@ fn the_original_data_files_load_through_data_dir() {
     });
     std::fs::write(dir.path().join("items_shuffle_1000.json"), products.to_string()).unwrap();
     std::fs::write(dir.path().join("items_ins_v2_1000.json"), attrs.to_string()).unwrap();
-    let config = WebShopConfig { data_dir: Some(dir.path().to_owned()), test_goals: 1, ..WebShopConfig::default() };
+    let config = WebShopConfig { data_dir: Some(dir.path().to_owned()), test_goals: Some(1), ..WebShopConfig::default() };
     let catalog = Catalog::load(&config).unwrap();
     assert_eq!(catalog.label(), "webshop");
     assert_eq!(catalog.products.len(), 2);
@@ -278,6 +278,7 @@ fn the_reward_is_the_originals_on_a_thousand_cases() {
             attributes: g.attributes.clone(),
             price_upper: g.price_upper,
             goal_options: g.goal_options.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())).collect(),
+            option_form: eef_environments::webshop::goals::OptionForm::Pairs,
         };
         let got = reward(&product, &goal, c.price, &c.options, nouns);
         if (got - c.reward).abs() > 1e-12 {
@@ -310,4 +311,186 @@ fn the_type_reward_takes_spacys_nouns_on_the_whole_catalog() {
     let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
     let differ = held.nouns.iter().filter(|(t, n)| set(&approximate_nouns(t)) != set(n)).count();
     println!("noun approximation vs spaCy on {} held-out titles: {differ} differ as sets", held.nouns.len());
+}
+
+/// What `scripts/make_webshop_episode_reference.py` recorded from the original text environment.
+#[derive(serde::Deserialize)]
+struct EpisodeReference {
+    episodes: Vec<RefEpisode>,
+    pages: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct RefEpisode {
+    goal: usize,
+    start: usize,
+    steps: Vec<RefStep>,
+}
+
+#[derive(serde::Deserialize)]
+struct RefStep {
+    action: String,
+    page: usize,
+    reward: f64,
+    done: bool,
+    clickables: Vec<String>,
+}
+
+#[test]
+fn episodes_play_as_the_original_text_environment() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/webshop/episode_reference.json");
+    let reference: EpisodeReference = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let steps: usize = reference.episodes.iter().map(|e| e.steps.len()).sum();
+    assert!(reference.episodes.len() >= 300 && steps >= 3000, "{} episodes, {steps} steps", reference.episodes.len());
+    let bought_then_acted = reference.episodes.iter().filter(|e| e.steps.iter().position(|s| s.done).is_some_and(|i| i + 1 < e.steps.len())).count();
+    assert!(bought_then_acted > 0, "the reference must act after buying");
+    let mut e = env();
+    let mut wrong = Vec::new();
+    for (n, ep) in reference.episodes.iter().enumerate() {
+        let task = Task::new(format!("webshop-synth-{}", ep.goal), String::new(), Split::Train, ep.goal);
+        let start = e.reset(&task, 0).unwrap();
+        if start != reference.pages[ep.start] {
+            wrong.push(format!("episode {n} start:\n  original: {}\n  port:     {start}", reference.pages[ep.start]));
+        }
+        for (t, st) in ep.steps.iter().enumerate() {
+            let got = e.step(&st.action).unwrap();
+            let want = &reference.pages[st.page];
+            if got.observation != *want || got.reward != st.reward || got.done != st.done || e.clickables_now() != st.clickables {
+                wrong.push(format!(
+                    "episode {n} step {t} {:?}:\n  original: {want} | reward {} done {} | {:?}\n  port:     {} | reward {} done {} | {:?}",
+                    st.action,
+                    st.reward,
+                    st.done,
+                    st.clickables,
+                    got.observation,
+                    got.reward,
+                    got.done,
+                    e.clickables_now()
+                ));
+                break;
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} of {} episodes differ:\n{}", wrong.len(), reference.episodes.len(), wrong.iter().take(8).cloned().collect::<Vec<_>>().join("\n"));
+}
+
+/// What the original `load_products` made of a hand-made records file.
+#[derive(serde::Deserialize)]
+struct LoaderReference {
+    records: Vec<serde_json::Value>,
+    attributes: std::collections::HashMap<String, serde_json::Value>,
+    products: Vec<LoadedProduct>,
+}
+
+#[derive(serde::Deserialize, Debug, PartialEq)]
+struct LoadedProduct {
+    asin: String,
+    title: String,
+    category: String,
+    query: String,
+    product_category: String,
+    description: String,
+    bullet_points: Vec<String>,
+    pricing: Vec<f64>,
+    price_tag: String,
+    options: Vec<(String, Vec<String>)>,
+    attributes: Vec<String>,
+    instruction_text: Option<String>,
+    instruction_attributes: Option<Vec<String>>,
+}
+
+#[test]
+fn the_loader_reads_records_as_the_original_load_products() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/webshop/loader_reference.json");
+    let reference: LoaderReference = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let products = eef_environments::webshop::data::products_from_raw(&reference.records, &reference.attributes);
+    let got: Vec<LoadedProduct> = products
+        .into_iter()
+        .map(|p| LoadedProduct {
+            asin: p.asin,
+            title: p.title,
+            category: p.category,
+            query: p.query,
+            product_category: p.product_category,
+            description: p.description,
+            bullet_points: p.bullet_points,
+            pricing: p.pricing,
+            price_tag: p.price_tag,
+            options: p.options,
+            attributes: p.attributes,
+            instruction_text: p.instruction_text,
+            instruction_attributes: Some(p.instruction_attributes),
+        })
+        .collect();
+    let want: Vec<LoadedProduct> = reference
+        .products
+        .into_iter()
+        .map(|p| LoadedProduct { instruction_attributes: Some(p.instruction_attributes.unwrap_or_default()), ..p })
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// Lucene's own top 10 (pyserini's searcher) for each query, recorded by
+/// `scripts/make_webshop_episode_reference.py`.
+#[derive(serde::Deserialize)]
+struct RankingReference {
+    rankings: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+#[test]
+fn search_ranks_as_pyserinis_lucene() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/webshop/ranking_reference.json");
+    let reference: RankingReference = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(reference.rankings.len() >= 1000);
+    let catalog = Catalog::load(&WebShopConfig::default()).unwrap();
+    let mut differ = Vec::new();
+    for (query, want) in &reference.rankings {
+        let got: Vec<&str> = catalog.index.search(query, 10).into_iter().map(|i| catalog.products[i].asin.as_str()).collect();
+        if got != *want {
+            differ.push(format!("{query:?}:\n  lucene: {want:?}\n  port:   {got:?}"));
+        }
+    }
+    eprintln!("{} of {} rankings differ", differ.len(), reference.rankings.len());
+    assert!(differ.is_empty(), "{} of {} top-10 rankings differ from Lucene's:\n{}", differ.len(), reference.rankings.len(), differ.iter().take(6).cloned().collect::<Vec<_>>().join("\n"));
+}
+
+#[test]
+fn human_goals_come_from_items_human_ins_in_the_originals_order_and_split() {
+    use eef_environments::webshop::{GoalSet, HUMAN_INSTRUCTIONS_FILE};
+    let dir = tempfile::tempdir().unwrap();
+    let product = |asin: &str, name: &str| {
+        serde_json::json!({"asin": asin, "name": name, "category": "fashion", "query": "socks", "product_category": "Clothing › Socks",
+            "full_description": "", "small_description": ["Merino"], "pricing": "$12.99",
+            "customization_options": {"Size": [{"value": "Large"}]}, "images": [""]})
+    };
+    let products = serde_json::json!([product("B0HUMAN001", "Wool Socks"), product("B0HUMAN002", "Cotton Socks")]);
+    let attrs = serde_json::json!({"B0HUMAN001": {"attributes": ["merino wool"]}, "B0HUMAN002": {"attributes": ["cotton"]}});
+    // Five usable instructions (goal i = "instruction i") and one without attributes (skipped).
+    let ins = |i: usize, attrs: &[&str]| serde_json::json!({"instruction": format!("instruction {i}..."), "instruction_attributes": attrs, "instruction_options": ["large"]});
+    let human = serde_json::json!({
+        "B0HUMAN001": [ins(0, &["merino wool"]), ins(1, &["merino wool"]), ins(9, &[]), ins(2, &["merino wool"])],
+        "B0HUMAN002": [ins(3, &["cotton"]), ins(4, &["cotton"])]
+    });
+    std::fs::write(dir.path().join("items_shuffle_1000.json"), products.to_string()).unwrap();
+    std::fs::write(dir.path().join("items_ins_v2_1000.json"), attrs.to_string()).unwrap();
+    std::fs::write(dir.path().join(HUMAN_INSTRUCTIONS_FILE), human.to_string()).unwrap();
+    let config = WebShopConfig { data_dir: Some(dir.path().to_owned()), test_goals: Some(2), dev_goals: Some(1), ..WebShopConfig::default() };
+    assert_eq!(config.goal_set(), GoalSet::Human, "a data folder with human instructions serves them by default");
+    let catalog = Catalog::load(&config).unwrap();
+    // `random.seed(233); random.shuffle(list(range(5)))` is [2, 0, 3, 4, 1] in CPython.
+    let order: Vec<&str> = catalog.goals.iter().map(|g| &g.instruction_text[..13]).collect();
+    assert_eq!(order, ["instruction 2", "instruction 0", "instruction 3", "instruction 4", "instruction 1"]);
+    let g = &catalog.goals[0];
+    assert!(g.instruction_text.starts_with("instruction 2, and price lower than "), "trailing dots stripped, price text added: {}", g.instruction_text);
+    assert_eq!(g.goal_options, vec![(String::new(), "large".to_owned())]);
+    assert_eq!(g.option_form, eef_environments::webshop::goals::OptionForm::Values);
+    let env = WebShopEnv::new(Arc::new(catalog), Arc::new(config.clone()));
+    let splits: Vec<Split> = env.tasks().iter().map(|t| t.split).collect();
+    assert_eq!(splits, [Split::Test, Split::Test, Split::Dev, Split::Train, Split::Train]);
+    // WebShop's own split when not configured: test 0..500, dev 500..1500.
+    assert_eq!(WebShopConfig { test_goals: None, dev_goals: None, ..config.clone() }.split(), (500, 1000));
+    assert_eq!(WebShopConfig::default().split(), (200, 0));
+    // Human goals need the original data.
+    let err = Catalog::load(&WebShopConfig { goals: Some(GoalSet::Human), ..WebShopConfig::default() }).unwrap_err();
+    assert!(err.contains("needs data_dir"), "{err}");
 }

@@ -42,6 +42,9 @@ pub enum Split {
     Train,
     /// Held-out tasks used for evaluation only.
     Test,
+    /// Held-out tasks for choosing among checkpoints (never trained on, never the reported
+    /// test score), e.g. WebShop's human goals 500..1500.
+    Dev,
 }
 
 impl fmt::Display for Split {
@@ -49,6 +52,7 @@ impl fmt::Display for Split {
         f.write_str(match self {
             Split::Train => "train",
             Split::Test => "test",
+            Split::Dev => "dev",
         })
     }
 }

@@ -20,6 +20,7 @@ pub mod sciworld_bench;
 pub mod vault;
 pub mod webshop;
 pub mod webshop_bench;
+pub mod webshop_reference;
 pub mod webshop_titles;
 
 /// The book's chapter on writing an experiment, compiled and run as doctests so that its code

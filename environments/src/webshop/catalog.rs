@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::config::WebShopConfig;
+use super::config::{GoalSet, WebShopConfig, HUMAN_INSTRUCTIONS_FILE};
 use super::data::{load_original, Product};
-use super::goals::{product_price, synthetic_goals, Goal};
+use super::goals::{human_goals, product_price, synthetic_goals, Goal, HumanInstruction};
 use super::search::SearchIndex;
 
 /// Where the data came from.
@@ -56,7 +56,20 @@ impl Catalog {
                 (super::synth::build(&attrs, config.synth_seed), Source::Synth)
             }
         };
-        Ok(Self::from_products(products, source, config.price_seed))
+        let mut catalog = Self::from_products(products, source, config.price_seed);
+        if config.goal_set() == GoalSet::Human {
+            let dir = config.data_dir.as_ref().ok_or_else(|| {
+                format!("[environment] goals = \"human\" needs data_dir: a WebShop data folder with {HUMAN_INSTRUCTIONS_FILE} (the webshop-synth catalog has no human instructions)")
+            })?;
+            let path = dir.join(HUMAN_INSTRUCTIONS_FILE);
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let human: HashMap<String, Vec<HumanInstruction>> = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            catalog.goals = human_goals(&catalog.products, &human, config.price_seed);
+            if catalog.goals.is_empty() {
+                return Err(format!("{}: no human instruction with attributes matches a product of the catalog", path.display()));
+            }
+        }
+        Ok(catalog)
     }
 
     /// A catalog over given products.

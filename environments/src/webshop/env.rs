@@ -55,6 +55,10 @@ struct Session {
     product: Option<usize>,
     options: Vec<(String, String)>,
     reward: f64,
+    /// The episode's seed (for `<r>` searches).
+    seed: u64,
+    /// Searches made so far.
+    searches: u64,
 }
 
 /// WebShop over a [`Catalog`] (the real data or `webshop-synth`).
@@ -86,6 +90,13 @@ impl WebShopEnv {
     /// The catalog.
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
+    }
+
+    /// What the current page offers to click, in page order, as the original's
+    /// `get_available_actions()["clickables"]` lists them (lower-cased button texts and product
+    /// links, then option values; `search` on the start page). Empty before `reset`.
+    pub fn clickables_now(&self) -> Vec<String> {
+        self.session.as_ref().map(|s| self.clickables(s).into_iter().map(|(k, _)| k).collect()).unwrap_or_default()
     }
 
     fn instruction(&self, s: &Session) -> &str {
@@ -144,22 +155,7 @@ impl WebShopEnv {
             }
             Page::Done => {
                 let p = &c.products[s.product.unwrap_or(0)];
-                let options: String = format!(
-                    "{{{}}}",
-                    s.options.iter().map(|(k, v)| format!("\"{k}\": \"{v}\"")).collect::<Vec<_>>().join(", ")
-                );
-                parts.extend([
-                    "Thank you for shopping with us!".to_owned(),
-                    "Your code:".into(),
-                    "(Paste it in your MTurk interface.)".into(),
-                    "Purchased".into(),
-                    "asin".into(),
-                    p.asin.clone(),
-                    "options".into(),
-                    options,
-                    "Your score (min 0.0, max 1.0)".into(),
-                    super::data::py_float(s.reward),
-                ]);
+                parts.extend(super::done_page::texts(&p.asin, &s.options, &super::data::py_float(s.reward)));
             }
         }
         parts.iter().map(|t| t.trim()).collect::<Vec<_>>().join(" [SEP] ")
@@ -195,8 +191,11 @@ impl WebShopEnv {
                 }
                 for (name, values) in &c.products[s.product.unwrap_or(0)].options {
                     for v in values {
-                        out.retain(|(k, _)| k != v);
-                        out.push((v.clone(), Some(name.clone())));
+                        // A Python dict: assigning an existing key keeps its place.
+                        match out.iter_mut().find(|(k, _)| k == v) {
+                            Some(slot) => slot.1 = Some(name.clone()),
+                            None => out.push((v.clone(), Some(name.clone()))),
+                        }
                     }
                 }
             }
@@ -211,11 +210,46 @@ impl WebShopEnv {
 
     fn search(&self, s: &mut Session, keywords: &str) {
         s.keywords = keywords.to_owned();
-        s.results = self.catalog.index.search(keywords, SEARCH_RETURN_N);
+        s.results = self.ranked(s, keywords);
+        s.searches += 1;
         s.page_num = 1;
         s.page = Page::Results;
         s.product = None;
         s.options.clear();
+    }
+
+    /// The products a search lists, as `get_top_n_product_from_keywords`: the special prefixes
+    /// `<r>` (50 random products), `<c> CATEGORY` (the first word after it), `<q> QUERY` and
+    /// `<a> ATTRIBUTE` filter the catalog; anything else is a BM25 search.
+    ///
+    /// Differences, documented: `<r>` draws from this session's seeded generator, not Python's
+    /// global one; `<c>` without a category lists nothing (the original raises `IndexError`);
+    /// `<a>` filters as the web app does (the text mode raises `TypeError`, having no
+    /// attribute index).
+    fn ranked(&self, s: &Session, keywords: &str) -> Vec<usize> {
+        let c = &self.catalog;
+        let words: Vec<&str> = keywords.split(' ').collect();
+        let rest = || words[1..].join(" ").trim().to_owned();
+        let filter = |keep: &dyn Fn(&super::data::Product) -> bool| (0..c.products.len()).filter(|&i| keep(&c.products[i])).collect();
+        match words[0] {
+            "<r>" => {
+                let mut rng = eef_runtime::seed::rng(eef_runtime::seed::derive(s.seed, &format!("search-{}", s.searches)));
+                rand::seq::index::sample(&mut rng, c.products.len(), SEARCH_RETURN_N.min(c.products.len())).into_vec()
+            }
+            "<c>" => match words.get(1).map(|w| w.trim()) {
+                Some(category) => filter(&|p| p.category == category),
+                None => Vec::new(),
+            },
+            "<q>" => {
+                let query = rest();
+                filter(&|p| p.query == query)
+            }
+            "<a>" => {
+                let attribute = rest();
+                filter(&|p| p.attributes.iter().any(|a| *a == attribute))
+            }
+            _ => c.index.search(keywords, SEARCH_RETURN_N),
+        }
     }
 
     fn click(&self, s: &mut Session, target: &str, option_name: Option<String>) -> f64 {
@@ -263,21 +297,30 @@ impl WebShopEnv {
 #[environment(name = "webshop")]
 impl WebShopEnv {
     fn tasks(&self) -> Vec<Task> {
-        let n_test = self.config.test_goals.min(self.catalog.goals.len());
+        let n = self.catalog.goals.len();
+        let (test, dev) = self.config.split();
+        let n_test = test.min(n);
+        let n_dev = (n_test + dev).min(n);
         let max_train = self.config.max_train_goals.unwrap_or(usize::MAX);
         self.catalog
             .goals
             .iter()
             .enumerate()
-            .filter(|(i, _)| *i < n_test || *i - n_test < max_train)
+            .filter(|(i, _)| *i < n_dev || *i - n_dev < max_train)
             .map(|(i, g)| {
-                let split = if i < n_test { Split::Test } else { Split::Train };
+                let split = if i < n_test {
+                    Split::Test
+                } else if i < n_dev {
+                    Split::Dev
+                } else {
+                    Split::Train
+                };
                 Task::new(format!("{}-{i}", self.catalog.label()), g.instruction_text.clone(), split, i)
             })
             .collect()
     }
 
-    fn reset(&mut self, task: &Task, _seed: u64) -> Result<String, EnvError> {
+    fn reset(&mut self, task: &Task, seed: u64) -> Result<String, EnvError> {
         if task.index >= self.catalog.goals.len() {
             return Err(EnvError::UnknownTask(task.id.to_string()));
         }
@@ -290,6 +333,8 @@ impl WebShopEnv {
             product: None,
             options: Vec::new(),
             reward: 0.0,
+            seed,
+            searches: 0,
         };
         let obs = self.render(&s);
         self.session = Some(s);
@@ -298,13 +343,12 @@ impl WebShopEnv {
 
     fn step(&mut self, action: &str) -> Result<StepResult, EnvError> {
         let mut s = self.session.take().ok_or_else(|| EnvError::InvalidState("step before reset".into()))?;
-        if s.page == Page::Done {
-            self.session = Some(s);
-            return Err(EnvError::InvalidState("step after the purchase".into()));
-        }
+        // The original accepts actions after the purchase: the done page has nothing to click,
+        // but a search leads on (and a second purchase is rewarded again).
         let (name, arg) = parse_action(action);
         let arg = arg.map(|a| a.to_lowercase());
         let mut reward = 0.0;
+        let mut bought = false;
         match (name.as_str(), arg) {
             ("search", Some(a)) if !a.is_empty() => {
                 let keywords = a.split(' ').collect::<Vec<_>>().join(" ");
@@ -313,11 +357,14 @@ impl WebShopEnv {
             ("click", Some(a)) if a != "search" => {
                 if let Some((_, option)) = self.clickables(&s).into_iter().find(|(k, _)| *k == a) {
                     reward = self.click(&mut s, &a, option);
+                    bought = a == "buy now";
                 }
             }
             _ => {}
         }
-        let done = s.page == Page::Done;
+        // Only the purchase itself reports `done` (the original's status is `done=False` for every
+        // other action, those after a purchase included).
+        let done = bought;
         let obs = self.render(&s);
         self.session = Some(s);
         Ok(StepResult { observation: obs, reward, done })

@@ -10,19 +10,23 @@
 mod catalog;
 mod config;
 pub mod data;
+mod done_page;
 mod env;
+pub mod export;
 mod expert;
 mod prompt;
 pub mod fuzz;
 pub mod goals;
 pub mod normalize;
+pub mod py_random;
 pub mod nouns;
+pub mod porter;
 pub mod reward;
 pub mod search;
 pub mod synth;
 
 pub use catalog::{default_attributes_file, Catalog, Source};
-pub use config::WebShopConfig;
+pub use config::{GoalSet, WebShopConfig, HUMAN_INSTRUCTIONS_FILE};
 pub use env::{parse_action, WebShopEnv, PRODUCT_WINDOW, SEARCH_RETURN_N};
 pub use expert::{understand, Shopper, ShopperConfig, Wish};
 pub use prompt::SYSTEM_PROMPT;

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use super::data::Product;
 use super::fuzz::token_set_ratio;
-use super::goals::Goal;
+use super::goals::{Goal, OptionForm};
 use super::normalize::{normalize_color, COLOR_SET};
 pub use super::nouns::nouns;
 
@@ -129,13 +129,17 @@ pub fn py_repr(s: &str) -> String {
 
 /// `get_option_reward` as the original computes it: the goal options matched by some purchased
 /// option value (both through `normalize_color`) with `token_set_ratio > 85`, each goal option
-/// counted once. Synthetic goals' options are `(name, value)` pairs ([`goal_option_text`]).
+/// counted once. Synthetic goals' options are `(name, value)` pairs ([`goal_option_text`]);
+/// human goals' are plain values, normalised as the purchased ones.
 pub fn option_matches(goal: &Goal, chosen: &[(String, String)]) -> usize {
     let purchased: Vec<String> = chosen.iter().map(|(_, v)| normalize_color(v)).collect();
     goal.goal_options
         .iter()
         .filter(|(name, value)| {
-            let g = goal_option_text(name, value);
+            let g = match goal.option_form {
+                OptionForm::Pairs => goal_option_text(name, value),
+                OptionForm::Values => normalize_color(value),
+            };
             purchased.iter().any(|p| token_set_ratio(p, &g) > 85)
         })
         .count()
@@ -182,7 +186,25 @@ mod tests {
             attributes: vec!["tea tree".into(), "natural ingredients".into()],
             price_upper: 20.0,
             goal_options: vec![("size".into(), "8 fl oz".into())],
+            option_form: OptionForm::Pairs,
         }
+    }
+
+    #[test]
+    fn human_goal_options_are_plain_values() {
+        let pairs = goal();
+        let values = Goal { goal_options: vec![(String::new(), "8 fl oz".into())], option_form: OptionForm::Values, ..goal() };
+        let chosen = [("size".to_owned(), "8 fl oz".to_owned())];
+        assert_eq!(option_matches(&values, &chosen), 1);
+        assert_eq!(option_matches(&pairs, &chosen), 1);
+        // The pair's text carries the name: "size 8 fl oz" still matches "8 fl oz" by token set;
+        // a plain value with another name's words does not gain them.
+        let only_value = [("size".to_owned(), "size 8 fl oz".to_owned())];
+        assert_eq!(option_matches(&values, &only_value), 1);
+        // thefuzz: token_set_ratio("4 fl oz", "8 fl oz") = 86 (a match, as in the original);
+        // token_set_ratio("16 ounce", "8 fl oz") = 27.
+        assert_eq!(option_matches(&values, &[("size".to_owned(), "4 fl oz".to_owned())]), 1);
+        assert_eq!(option_matches(&values, &[("size".to_owned(), "16 ounce".to_owned())]), 0);
     }
 
     #[test]

@@ -1,16 +1,23 @@
-//! Product search: BM25 with Lucene's formula and pyserini's parameters (k1 = 0.9, b = 0.4) over
-//! the text WebShop indexes for each product (title, description, first bullet point, option
-//! text), analysed as Lucene's English analyzer does: lower case, split on non-alphanumerics,
-//! possessive `'s` dropped, English stop words removed, stemmed.
+//! Product search as WebShop's: pyserini's `LuceneSearcher` (Anserini 0.14.3 on Lucene 8) with
+//! BM25 k1 = 0.9, b = 0.4 over the text WebShop indexes for each product (title, description,
+//! first bullet point, option text), reproduced step by step:
 //!
-//! Differences from pyserini, documented: the stemmer is Snowball English (Porter2, from
-//! `rust-stemmers`) where Lucene uses Porter; document lengths are exact where Lucene stores
-//! them with a lossy one-byte encoding. Ties are broken by catalog order, as Lucene breaks them
-//! by document id.
+//! - analysis as Anserini's `DefaultEnglishAnalyzer`: Unicode word segmentation (UAX #29, as
+//!   Lucene's `StandardTokenizer`), possessive `'s` removed, lower case, Lucene's English stop
+//!   words removed, Porter stemming (the original algorithm, as Lucene's `PorterStemFilter`);
+//! - document lengths stored as Lucene's one-byte norms (`SmallFloat.intToByte4`), so scores
+//!   use the same lossy lengths;
+//! - Lucene 8's BM25 in single precision (`weight - weight / (1 + tf · normInverse)`), repeated
+//!   query terms as one clause boosted by their count (Anserini's bag-of-words query), clause
+//!   scores summed in double precision and rounded to single; ties broken by the external id
+//!   (the ASIN, ascending), as Anserini sorts (`BREAK_SCORE_TIES_BY_DOCID`).
+//!
+//! Agreement with the real Lucene is measured on the catalog by
+//! `scripts/make_webshop_episode_reference.py` (`tests/data/webshop/ranking_reference.json`).
 
 use std::collections::HashMap;
 
-use rust_stemmers::{Algorithm, Stemmer};
+use unicode_segmentation::UnicodeSegmentation;
 
 use super::data::Product;
 
@@ -36,34 +43,63 @@ pub fn indexed_text(p: &Product) -> String {
     format!("{} {} {} {}", p.title, p.description, p.bullet_points.first().map_or("", String::as_str), options).to_lowercase()
 }
 
-/// The analyser: tokens of `text` as indexed.
-pub struct Analyzer {
-    stemmer: Stemmer,
+/// Lucene's `EnglishPossessiveFilter`: a trailing `'s` (apostrophe `'`, `’` or `＇`; `s` or
+/// `S`) is removed.
+fn strip_possessive(t: &str) -> &str {
+    for apostrophe in ["'", "\u{2019}", "\u{FF07}"] {
+        for s in ["s", "S"] {
+            if let Some(stem) = t.strip_suffix(s).and_then(|r| r.strip_suffix(apostrophe)) {
+                return stem;
+            }
+        }
+    }
+    t
 }
 
-impl std::fmt::Debug for Analyzer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Analyzer(english)")
-    }
-}
-
-impl Default for Analyzer {
-    fn default() -> Self {
-        Analyzer { stemmer: Stemmer::create(Algorithm::English) }
-    }
-}
+/// The analyser (Anserini's `DefaultEnglishAnalyzer`): terms of `text` as indexed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Analyzer;
 
 impl Analyzer {
     /// Analyses `text` into terms.
     pub fn terms(&self, text: &str) -> Vec<String> {
-        text.to_lowercase()
-            .split(|c: char| !(c.is_alphanumeric() || c == '\''))
-            .map(|t| t.trim_matches('\''))
-            .map(|t| t.strip_suffix("'s").unwrap_or(t))
-            .filter(|t| !t.is_empty() && !STOP_WORDS.contains(t))
-            .map(|t| self.stemmer.stem(t).into_owned())
+        text.unicode_words()
+            .map(|t| strip_possessive(t).to_lowercase())
+            .filter(|t| !t.is_empty() && !STOP_WORDS.contains(&t.as_str()))
+            .map(|t| super::porter::stem(&t))
             .collect()
     }
+}
+
+/// Lucene's `SmallFloat.intToByte4`: a document length as its one-byte norm.
+pub fn length_to_norm(len: u32) -> u8 {
+    const FREE: u32 = 24; // 255 - longToInt4(Integer.MAX_VALUE)
+    if len < FREE {
+        return len as u8;
+    }
+    let i = u64::from(len - FREE);
+    let bits = 64 - i.leading_zeros();
+    let int4 = if bits < 4 {
+        i as u32
+    } else {
+        let shift = bits - 4;
+        (((i >> shift) as u32) & 0x07) | ((shift + 1) << 3)
+    };
+    (FREE + int4) as u8
+}
+
+/// Lucene's `SmallFloat.byte4ToInt`: the length a norm stands for.
+pub fn norm_to_length(norm: u8) -> u32 {
+    const FREE: u32 = 24;
+    let i = u32::from(norm);
+    if i < FREE {
+        return i;
+    }
+    let i = i - FREE;
+    let bits = u64::from(i & 0x07);
+    let shift = (i >> 3) as i32 - 1;
+    let decoded = if shift == -1 { bits } else { (bits | 0x08) << shift };
+    (u64::from(FREE) + decoded) as u32
 }
 
 /// An inverted index over a catalog.
@@ -72,19 +108,25 @@ pub struct SearchIndex {
     analyzer: Analyzer,
     /// term -> (doc, term frequency)
     postings: HashMap<String, Vec<(u32, u32)>>,
-    doc_len: Vec<f32>,
-    avg_len: f32,
+    /// Each document's length as Lucene stores it (one byte).
+    norms: Vec<u8>,
+    /// `1 / (k1 · (1 - b + b · length / avgdl))` per norm value, as Lucene caches it.
+    norm_inverse: [f32; 256],
+    /// Each document's ASIN, which breaks score ties.
+    ids: Vec<String>,
 }
 
 impl SearchIndex {
     /// Indexes `products` (document ids are their positions).
     pub fn build(products: &[Product]) -> Self {
-        let analyzer = Analyzer::default();
+        let analyzer = Analyzer;
         let mut postings: HashMap<String, Vec<(u32, u32)>> = HashMap::new();
-        let mut doc_len = Vec::with_capacity(products.len());
+        let mut norms = Vec::with_capacity(products.len());
+        let mut total_terms = 0u64;
         for (i, p) in products.iter().enumerate() {
             let terms = analyzer.terms(&indexed_text(p));
-            doc_len.push(terms.len() as f32);
+            total_terms += terms.len() as u64;
+            norms.push(length_to_norm(terms.len() as u32));
             let mut tf: HashMap<String, u32> = HashMap::new();
             for t in terms {
                 *tf.entry(t).or_default() += 1;
@@ -93,28 +135,50 @@ impl SearchIndex {
                 postings.entry(t).or_default().push((i as u32, n));
             }
         }
-        let avg_len = doc_len.iter().sum::<f32>() / doc_len.len().max(1) as f32;
-        SearchIndex { analyzer, postings, doc_len, avg_len }
+        for list in postings.values_mut() {
+            list.sort_unstable();
+        }
+        let avgdl = (total_terms as f64 / products.len().max(1) as f64) as f32;
+        let mut norm_inverse = [0f32; 256];
+        for (n, slot) in norm_inverse.iter_mut().enumerate() {
+            *slot = 1.0 / (K1 * ((1.0 - B) + B * norm_to_length(n as u8) as f32 / avgdl));
+        }
+        let ids = products.iter().map(|p| p.asin.clone()).collect();
+        SearchIndex { analyzer, postings, norms, norm_inverse, ids }
     }
 
-    /// The ids of the best `k` documents for `query`, best first (Lucene's BM25: idf =
-    /// ln(1 + (N - df + 0.5) / (df + 0.5)), term score = idf · tf / (tf + k1 (1 - b + b · dl / avgdl)),
-    /// summed over query terms, repeated terms counted again).
+    /// The ids of the best `k` documents for `query`, best first, scored as Lucene 8's BM25:
+    /// per distinct query term, weight = count · ln(1 + (N - df + 0.5) / (df + 0.5)), term score
+    /// = weight - weight / (1 + tf · normInverse[norm]); summed over terms.
     pub fn search(&self, query: &str, k: usize) -> Vec<usize> {
-        let n = self.doc_len.len() as f32;
-        let mut scores: HashMap<u32, f32> = HashMap::new();
+        self.scored(query, k).into_iter().map(|(d, _)| d).collect()
+    }
+
+    /// [`SearchIndex::search`] with each document's score.
+    pub fn scored(&self, query: &str, k: usize) -> Vec<(usize, f32)> {
+        let n = self.norms.len() as f64;
+        let mut counts: Vec<(String, u32)> = Vec::new();
         for term in self.analyzer.terms(query) {
-            let Some(list) = self.postings.get(&term) else { continue };
-            let df = list.len() as f32;
-            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-            for &(doc, tf) in list {
-                let tf = tf as f32;
-                let norm = K1 * (1.0 - B + B * self.doc_len[doc as usize] / self.avg_len);
-                *scores.entry(doc).or_default() += idf * tf / (tf + norm);
+            match counts.iter_mut().find(|(t, _)| *t == term) {
+                Some(c) => c.1 += 1,
+                None => counts.push((term, 1)),
             }
         }
-        let mut ranked: Vec<(u32, f32)> = scores.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        ranked.into_iter().take(k).map(|(d, _)| d as usize).collect()
+        let mut scores: HashMap<u32, f64> = HashMap::new();
+        for (term, count) in counts {
+            let Some(list) = self.postings.get(&term) else { continue };
+            let df = list.len() as f64;
+            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln() as f32;
+            let weight = count as f32 * idf;
+            for &(doc, tf) in list {
+                let inv = self.norm_inverse[self.norms[doc as usize] as usize];
+                let s = weight - weight / (1.0 + tf as f32 * inv);
+                *scores.entry(doc).or_default() += f64::from(s);
+            }
+        }
+        let mut ranked: Vec<(u32, f32)> = scores.into_iter().map(|(d, s)| (d, s as f32)).collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| self.ids[a.0 as usize].cmp(&self.ids[b.0 as usize])));
+        ranked.into_iter().take(k).map(|(d, s)| (d as usize, s)).collect()
     }
 }
+
