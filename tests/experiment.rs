@@ -232,3 +232,17 @@ fn setup_mistakes_are_reported() {
     let err = run(other).unwrap_err().to_string();
     assert!(err.contains("different configuration"), "{err}");
 }
+
+#[test]
+fn a_preference_method_with_a_policy_that_cannot_train_on_preferences_is_refused_at_setup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = config(tmp.path());
+    c.methods.push(eef_runtime::config::MethodConfig::new("eto"));
+    let counter = Arc::new(AtomicUsize::new(0));
+    let trains = counter.clone();
+    let exp = eef_experiments::vault::experiment(c).unwrap().policy(move || CountingTrains { inner: TabularPolicy::default(), trains: trains.clone() });
+    let err = runtime().block_on(exp.run()).unwrap_err().to_string();
+    assert!(err.contains("method \"ETO\"") && err.contains("cannot train on preferences"), "{err}");
+    assert_eq!(counter.load(Ordering::SeqCst), 0);
+    assert!(!tmp.path().join("small").exists(), "nothing was run or written before the refusal");
+}

@@ -424,3 +424,47 @@ fn a_pretrained_checkpoint_starts_a_policy_even_when_its_tokenizer_lacks_the_tem
     let mean: Vec<f32> = original.embed_tokens.weight.val().mean_dim(0).into_data().to_vec().unwrap();
     assert!(close(&rows(&model, config.vocab_size, 1), &mean, 1e-6));
 }
+
+/// DPO on a fixed pair set: the chosen-minus-rejected log-likelihood margin of every pair rises
+/// (each pair's rejected trajectory takes a wrong action where the chosen one is right), the loss
+/// starts at ln 2 (the policy is its own reference), and training without pairs is refused.
+#[test]
+fn dpo_raises_the_chosen_minus_rejected_margin() {
+    use eef_runtime::model::{LmPolicy, LmSettings};
+    use eef_runtime::policy::{DpoConfig, Policy, TrainConfig};
+    use eef_runtime::selection::PreferencePair;
+    let turn = |o: &str, a: &str| (o.to_owned(), a.to_owned(), true);
+    let doors = [("a red door", "pull[red]", "pull[blue]"), ("a blue door", "pull[blue]", "pull[green]"), ("a green door", "pull[green]", "pull[red]")];
+    let pairs: Vec<PreferencePair> = (0..6)
+        .map(|k| {
+            let (obs, good, bad) = doors[k % 3];
+            let chosen = expert_success(k, "open the door".into(), vec![turn("a hall", "walk"), turn(obs, good)]);
+            let mut rejected = expert_success(100 + k, "open the door".into(), vec![turn("a hall", "walk"), turn(obs, bad)]);
+            rejected.success = false;
+            rejected.reward = 0.0;
+            PreferencePair { task_id: chosen.task_id.clone(), chosen, rejected }
+        })
+        .collect();
+    let settings = LmSettings { model: small(false), vocab_size: 300, batch_size: 4, ..LmSettings::default() };
+    let mut p = LmPolicy::<CpuTrain>::new(settings, Default::default());
+    let refused = p.train_preferences(&pairs, &TrainConfig::default()).unwrap_err();
+    assert!(refused.to_string().contains("starts from a trained policy"), "{refused}");
+    // SFT on both sides equally: the policy has no preference between them yet.
+    let both: Vec<_> = pairs.iter().flat_map(|p| [p.chosen.clone(), p.rejected.clone()]).collect();
+    p.train(&both, &TrainConfig { epochs: 10, ..TrainConfig::default() }).unwrap();
+    let margins = |p: &LmPolicy<CpuTrain>| -> Vec<f64> {
+        let ll = p.log_likelihoods(&both).unwrap();
+        ll.chunks(2).map(|c| c[0] - c[1]).collect()
+    };
+    let before = margins(&p);
+    let cfg = TrainConfig { dpo: DpoConfig { epochs: 20, learning_rate_ratio: 1.0, ..DpoConfig::default() }, iteration: 1, ..TrainConfig::default() };
+    let report = p.train_preferences(&pairs, &cfg).unwrap();
+    assert_eq!(report.trajectories, 12);
+    let after = margins(&p);
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        assert!(a > b, "pair {i}: margin {b:.3} -> {a:.3}");
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!(mean(&after) > mean(&before) + 1.0, "mean margin {:.3} -> {:.3}", mean(&before), mean(&after));
+    assert!(report.loss.unwrap() < std::f64::consts::LN_2, "final DPO loss {:?} below ln 2", report.loss);
+}

@@ -205,7 +205,7 @@ pub struct ExperimentConfig {
     pub rft: Rft,
     /// `[eef]`: settings of the built-in `eef` selector.
     pub eef: Eef,
-    /// `[[methods]]`: the methods compared (default: SFT, RFT, EEF).
+    /// `[[methods]]`: the methods compared (default: SFT, RFT, EEF, ETO).
     pub methods: Vec<MethodConfig>,
     /// `[environment]`: free-form settings for the environment, read with
     /// [`ExperimentConfig::environment`].
@@ -228,7 +228,7 @@ impl Default for ExperimentConfig {
             eval: EvalConfig::default(),
             rft: Rft::default(),
             eef: Eef::default(),
-            methods: vec![MethodConfig::new("sft"), MethodConfig::new("rft"), MethodConfig::new("eef")],
+            methods: vec![MethodConfig::new("sft"), MethodConfig::new("rft"), MethodConfig::new("eef"), MethodConfig::new("eto")],
             environment: toml::Table::new(),
             policy: toml::Table::new(),
             source: None,

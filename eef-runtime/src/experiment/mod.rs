@@ -168,6 +168,17 @@ impl Experiment {
                 )));
             }
         }
+        if let Some(m) = self.config.methods.iter().find(|m| self.selectors[&m.selector].uses_preferences()) {
+            let policy = (make_policy)();
+            if !policy.supports_preferences() {
+                return Err(Error::Setup(format!(
+                    "method {:?} (selector {:?}) trains on preference pairs (DPO), but the policy {:?} cannot train on preferences; remove the method or use a policy that implements Policy::train_preferences",
+                    m.label(),
+                    m.selector,
+                    policy.name()
+                )));
+            }
+        }
         let dir = RunDir::open(&self.config, self.fresh)?;
         let probe = factory.make(0)?;
         let env_name = probe.name().to_owned();
@@ -497,6 +508,7 @@ impl Runner<'_> {
             let cfg = TrainConfig {
                 seed: self.seed(&format!("train/{label}/{k}")),
                 checkpoint_dir: Some(dir.join("train-state")),
+                iteration: k,
                 ..self.config.train.clone()
             };
             let data: Vec<Trajectory> = examples.iter().map(|e| e.trajectory.clone()).collect();

@@ -7,6 +7,7 @@
 
 pub mod allocator;
 mod attention;
+mod dpo;
 pub mod checkpoint;
 pub mod backend;
 pub mod config;

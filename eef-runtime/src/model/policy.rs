@@ -37,7 +37,9 @@ use super::llama::Llama;
 use super::settings::{Constrained, LmSettings};
 use super::tokenizer::Tok;
 use super::train::{Batch, TrainSettings, Trainer};
+use super::dpo;
 use crate::policy::{Act, ActRequest, Policy, PolicyError, TrainConfig, TrainReport};
+use crate::selection::PreferencePair;
 use crate::trajectory::Trajectory;
 
 /// Builds an [`LmPolicy`] on the backend the settings name (e.g. `[policy] backend = "cuda"`),
@@ -141,6 +143,29 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
         state.infer = model.valid();
         state.model = model;
         Ok(state)
+    }
+
+    /// The training windows of `trajectories`, numbered in order.
+    fn windows_of<'a>(&self, chat: &Chat, trajectories: impl IntoIterator<Item = &'a Trajectory>) -> Result<dpo::Windows, PolicyError> {
+        let budget = self.settings.prompt_budget();
+        let mut w = dpo::Windows::default();
+        for (i, t) in trajectories.into_iter().enumerate() {
+            let windows = chat.windows(t, budget).map_err(|e| other(format!("trajectory {}: {e}", t.id)))?;
+            w.push(i, windows.into_iter().map(|w| (w.ids, w.trainable)));
+        }
+        Ok(w)
+    }
+
+    /// Each trajectory's log-likelihood under the current weights: the sum of the
+    /// log-probabilities of its trainable action tokens, each action in the window acting would
+    /// see (what DPO compares).
+    pub fn log_likelihoods(&self, trajectories: &[Trajectory]) -> Result<Vec<f64>, PolicyError> {
+        let guard = self.lock()?;
+        let s = guard.as_ref().ok_or_else(|| other("the language-model policy has no weights yet: train or load it first"))?;
+        let w = self.windows_of(&s.chat, trajectories)?;
+        let mut out = dpo::log_likelihoods(&s.infer, &w, s.chat.pad(), self.settings.batch_size.max(1), &self.device);
+        out.resize(trajectories.len(), 0.0);
+        Ok(out)
     }
 
     fn tensor(&self, ids: &[u32]) -> Tensor<B::InnerBackend, 2, Int> {
@@ -313,6 +338,40 @@ impl<B: LmAutodiffBackend> Policy for LmPolicy<B> {
         let (model, result) = if seqs.is_empty() { (model, Ok(None)) } else { self.fit(model, &seqs, chat.pad(), config) };
         *guard = Some(State { infer: model.valid(), chat, config: model_config, model, source });
         Ok(TrainReport { loss: result?.map(f64::from), ..report })
+    }
+
+    fn supports_preferences(&self) -> bool {
+        true
+    }
+
+    /// DPO ([`super::dpo`]) on the pairs, with `config.dpo` (β by `config.iteration`), against
+    /// the policy as it is when this call starts.
+    fn train_preferences(&mut self, pairs: &[PreferencePair], config: &TrainConfig) -> Result<TrainReport, PolicyError> {
+        let mut guard = self.lock()?;
+        let State { chat, config: model_config, model, source, .. } =
+            guard.take().ok_or_else(|| other("preference training (DPO) starts from a trained policy: train or load it first"))?;
+        let windows = match self.windows_of(&chat, pairs.iter().flat_map(|p| [&p.chosen, &p.rejected])) {
+            Ok(w) => w,
+            Err(e) => {
+                *guard = Some(State { infer: model.valid(), chat, config: model_config, model, source });
+                return Err(e);
+            }
+        };
+        let bs = self.settings.batch_size.max(1);
+        let reference = dpo::reference_log_likelihoods(&model, &windows, chat.pad(), bs, &self.device);
+        let beta = config.dpo.beta_at(config.iteration);
+        // One optimizer step per `batch_size × accumulation` windows' worth of pairs (as SFT
+        // steps over that many windows), each forward pass at most `batch_size` windows.
+        let per_pair = (windows.seqs.len() as f64 / pairs.len().max(1) as f64).max(1.0);
+        let pairs_per_step = ((bs * self.settings.train.accumulation.max(1)) as f64 / per_pair).ceil() as usize;
+        let (model, outcome) = dpo::fit(model, &windows, &reference, chat.pad(), &self.settings.train, &config.dpo, beta, pairs_per_step, bs, config.seed, &self.device);
+        tracing::info!(pairs = pairs.len(), beta, steps = outcome.steps, loss = outcome.loss, "DPO done");
+        *guard = Some(State { infer: model.valid(), chat, config: model_config, model, source });
+        Ok(TrainReport {
+            trajectories: pairs.len() * 2,
+            trainable_turns: pairs.iter().map(|p| p.chosen.trainable_turns() + p.rejected.trainable_turns()).sum(),
+            loss: Some(f64::from(outcome.loss)),
+        })
     }
 
     fn save(&self, dir: &Path) -> Result<(), PolicyError> {

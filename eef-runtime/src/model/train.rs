@@ -165,9 +165,37 @@ impl<B: LmAutodiffBackend> Trainer<B> {
     /// One micro-batch: forward, masked loss, backward; every `accumulation` micro-batches an
     /// optimizer step at the scheduled learning rate. Returns the micro-batch's loss.
     pub fn micro_step(&mut self, batch: Batch<B>) -> f32 {
+        self.micro_step_with(|model| masked_lm_loss(model.logits(batch.inputs), batch.targets, batch.mask))
+    }
+
+    /// Backpropagates the caller's loss (`loss` runs the forward pass) into the pending
+    /// gradients, without an optimizer step ([`Trainer::apply_step`] takes it). Returns the loss.
+    pub fn accumulate_with(&mut self, loss: impl FnOnce(&Llama<B>) -> Tensor<B, 1>) -> f32 {
         let model = self.model.take().expect("model present between steps");
-        let logits = model.logits(batch.inputs);
-        let loss = masked_lm_loss(logits, batch.targets, batch.mask);
+        let loss = loss(&model);
+        let value: f32 = loss.clone().into_scalar().elem();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        self.accum.accumulate(&model, grads);
+        self.model = Some(model);
+        value
+    }
+
+    /// An optimizer step with the gradients [`Trainer::accumulate_with`] gathered, at the
+    /// scheduled learning rate.
+    pub fn apply_step(&mut self) {
+        let model = self.model.take().expect("model present between steps");
+        let lr = learning_rate(&self.settings, self.step);
+        self.step += 1;
+        self.micro += 1;
+        self.model = Some(self.optim.step(lr, model, self.accum.grads()));
+    }
+
+    /// One micro-batch with the caller's objective (`loss` runs the forward pass on the model):
+    /// backward, and every `accumulation` micro-batches an optimizer step at the scheduled
+    /// learning rate. Returns the micro-batch's loss.
+    pub fn micro_step_with(&mut self, loss: impl FnOnce(&Llama<B>) -> Tensor<B, 1>) -> f32 {
+        let model = self.model.take().expect("model present between steps");
+        let loss = loss(&model);
         let value: f32 = loss.clone().into_scalar().elem();
         let n = self.settings.accumulation.max(1);
         let grads = GradientsParams::from_grads((loss / n as f64).backward(), &model);

@@ -110,11 +110,55 @@ pub struct TrainConfig {
     /// Set by the experiment to the iteration's `train-state/` folder; not a config key.
     #[serde(skip)]
     pub checkpoint_dir: Option<std::path::PathBuf>,
+    /// The iteration being trained (0 = SFT); set by the experiment, not a config key.
+    #[serde(skip)]
+    pub iteration: usize,
+    /// `[train.dpo]`: preference training (ETO's method).
+    pub dpo: DpoConfig,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { epochs: 1, learning_rate: 1e-5, seed: 0, checkpoint_dir: None }
+        TrainConfig { epochs: 1, learning_rate: 1e-5, seed: 0, checkpoint_dir: None, iteration: 0, dpo: DpoConfig::default() }
+    }
+}
+
+/// DPO settings (`[train.dpo]`); the defaults are ETO's (`run_eto.sh`: β 0.1 at the first
+/// iteration and 0.5 after, 3 epochs, learning rate 1e-6 against SFT's 2e-5, constant after a
+/// 10% warmup, the reference = the policy as the iteration's preference training starts, no SFT
+/// term).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpoConfig {
+    /// β at the first iteration.
+    pub beta: f64,
+    /// β from the second iteration on.
+    pub beta_later: f64,
+    /// Weight of an SFT term on the chosen side (mean negative log-likelihood of its trainable
+    /// tokens) added to the DPO loss; 0 = plain DPO.
+    pub sft_weight: f64,
+    /// The learning rate as a share of the policy's own (SFT) peak rate.
+    pub learning_rate_ratio: f64,
+    /// Passes over the pairs.
+    pub epochs: usize,
+    /// Share of the steps spent warming up; the rate is constant after.
+    pub warmup_ratio: f64,
+}
+
+impl Default for DpoConfig {
+    fn default() -> Self {
+        DpoConfig { beta: 0.1, beta_later: 0.5, sft_weight: 0.0, learning_rate_ratio: 0.05, epochs: 3, warmup_ratio: 0.1 }
+    }
+}
+
+impl DpoConfig {
+    /// β for training iteration `iteration` (1-based; ETO raises it after the first).
+    pub fn beta_at(&self, iteration: usize) -> f64 {
+        if iteration <= 1 {
+            self.beta
+        } else {
+            self.beta_later
+        }
     }
 }
 
@@ -142,7 +186,13 @@ pub trait Policy: Send + Sync + 'static {
         Err(PolicyError::Unsupported("training"))
     }
 
-    /// Preference training (DPO-style) on `(chosen, rejected)` pairs, as ETO does.
+    /// Whether [`Policy::train_preferences`] is implemented (a run whose methods select
+    /// preference pairs is refused at setup otherwise).
+    fn supports_preferences(&self) -> bool {
+        false
+    }
+
+    /// Preference training (DPO) on `(chosen, rejected)` pairs, as ETO does.
     fn train_preferences(
         &mut self,
         _pairs: &[crate::selection::PreferencePair],
@@ -171,6 +221,9 @@ impl Policy for Box<dyn Policy> {
     }
     fn train(&mut self, data: &[Trajectory], config: &TrainConfig) -> Result<TrainReport, PolicyError> {
         (**self).train(data, config)
+    }
+    fn supports_preferences(&self) -> bool {
+        (**self).supports_preferences()
     }
     fn train_preferences(
         &mut self,

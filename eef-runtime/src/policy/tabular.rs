@@ -158,8 +158,14 @@ impl Policy for TabularPolicy {
         Ok(report)
     }
 
-    /// A count-based analogue of DPO: at the first turn where chosen and rejected differ, the
-    /// chosen action gains one count and the rejected action loses one (never below zero).
+    fn supports_preferences(&self) -> bool {
+        true
+    }
+
+    /// A count-based analogue of DPO (not DPO: the table has no likelihoods to compare; the
+    /// language-model policy trains with DPO proper): at the first turn where chosen and
+    /// rejected differ, the chosen action gains one count and the rejected action loses one
+    /// (never below zero).
     fn train_preferences(
         &mut self,
         pairs: &[crate::selection::PreferencePair],

@@ -192,11 +192,20 @@ pub trait Selector: Send + Sync {
 
     /// What enters the training set from this task.
     fn select(&self, group: &TaskGroup<'_>) -> Selection;
+
+    /// Whether this selector returns preference pairs, so that the policy must train on them
+    /// (checked when a run is set up, before any exploration is spent).
+    fn uses_preferences(&self) -> bool {
+        false
+    }
 }
 
 impl<S: Selector + ?Sized> Selector for std::sync::Arc<S> {
     fn name(&self) -> &str {
         (**self).name()
+    }
+    fn uses_preferences(&self) -> bool {
+        (**self).uses_preferences()
     }
     fn plan(&self, ctx: &PlanContext<'_>) -> Vec<StartState> {
         (**self).plan(ctx)

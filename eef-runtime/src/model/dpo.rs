@@ -1,0 +1,188 @@
+//! DPO for the language-model policy (ETO's preference training): each trajectory's
+//! log-likelihood is the sum over its trainable action tokens (one window per action, as for
+//! SFT); the reference log-likelihoods come from the policy as preference training starts (ETO's
+//! reference = the iteration's starting model) and are computed once, so no second copy of the
+//! weights is held.
+
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use rand::seq::SliceRandom;
+
+use super::kernels::{LmAutodiffBackend, LmBackend};
+use super::llama::Llama;
+use super::loss::masked_log_likelihood;
+use super::train::{Batch, TrainSettings, Trainer};
+use crate::policy::DpoConfig;
+
+/// Token windows of a set of trajectories: `owner[w]` is the trajectory window `w` belongs to.
+#[derive(Clone, Debug, Default)]
+pub struct Windows {
+    /// `(token ids, trainable per token)` per window.
+    pub seqs: Vec<(Vec<u32>, Vec<bool>)>,
+    /// The trajectory each window belongs to.
+    pub owner: Vec<usize>,
+    /// Trainable tokens per trajectory.
+    pub tokens: Vec<usize>,
+}
+
+impl Windows {
+    /// Adds the windows of trajectory number `owner`.
+    pub fn push(&mut self, owner: usize, windows: impl IntoIterator<Item = (Vec<u32>, Vec<bool>)>) {
+        if self.tokens.len() <= owner {
+            self.tokens.resize(owner + 1, 0);
+        }
+        for (ids, trainable) in windows {
+            self.tokens[owner] += trainable.iter().skip(1).filter(|&&t| t).count();
+            self.seqs.push((ids, trainable));
+            self.owner.push(owner);
+        }
+    }
+}
+
+/// Each trajectory's log-likelihood (sum over its trainable tokens) under `model`, computed in
+/// batches of `batch` windows without gradients.
+pub fn log_likelihoods<B: LmBackend>(model: &Llama<B>, w: &Windows, pad: u32, batch: usize, device: &B::Device) -> Vec<f64> {
+    let mut out = vec![0f64; w.tokens.len()];
+    let idx: Vec<usize> = (0..w.seqs.len()).collect();
+    for chunk in idx.chunks(batch.max(1)) {
+        let seqs: Vec<(Vec<u32>, Vec<bool>)> = chunk.iter().map(|&i| w.seqs[i].clone()).collect();
+        let b = Batch::<B>::new(&seqs, pad, device);
+        let ll: Vec<f32> = masked_log_likelihood(model.logits(b.inputs), b.targets, b.mask).into_data().convert::<f32>().to_vec().unwrap_or_default();
+        for (&i, v) in chunk.iter().zip(ll) {
+            out[w.owner[i]] += f64::from(v);
+        }
+    }
+    out
+}
+
+/// One pair's DPO loss `-log σ(m)`, `m = β((ll_c - ref_c) - (ll_r - ref_r))`, and its derivatives
+/// with respect to the chosen and the rejected log-likelihood: `-β σ(-m)` and `+β σ(-m)`.
+pub fn pair_terms(beta: f64, ll_c: f64, ref_c: f64, ll_r: f64, ref_r: f64) -> (f64, f64, f64) {
+    let margin = beta * ((ll_c - ref_c) - (ll_r - ref_r));
+    let sig_neg = 1.0 / (1.0 + margin.exp());
+    let loss = if margin > -30.0 { (1.0 + (-margin).exp()).ln() } else { -margin };
+    (loss, -beta * sig_neg, beta * sig_neg)
+}
+
+/// What a DPO run reports.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DpoOutcome {
+    /// The DPO loss of the last group of pairs (before its update).
+    pub loss: f32,
+    /// Optimizer steps taken.
+    pub steps: usize,
+}
+
+/// Trains `model` with DPO on pairs `(2i, 2i + 1)` = (chosen, rejected) of `w`, against the
+/// reference log-likelihoods `reference` (same indexing): `pairs_per_step` pairs per optimizer
+/// step, at `beta`. Returns the model and the outcome.
+///
+/// Memory is bounded by `windows_per_batch` windows per forward pass, however long the
+/// trajectories: for each group of pairs a pass without gradients gives every pair's margin
+/// `m`, then the windows are backpropagated in batches with the exact DPO gradient weights
+/// (`-β σ(-m) / P` on the chosen side's log-likelihood, `+β σ(-m) / P` on the rejected side's,
+/// plus the SFT term's `sft_weight / (P · tokens)` on the chosen side), and one optimizer step
+/// follows.
+#[allow(clippy::too_many_arguments)]
+pub fn fit<B: LmAutodiffBackend>(
+    model: Llama<B>,
+    w: &Windows,
+    reference: &[f64],
+    pad: u32,
+    settings: &TrainSettings,
+    dpo: &DpoConfig,
+    beta: f64,
+    pairs_per_step: usize,
+    windows_per_batch: usize,
+    seed: u64,
+    device: &B::Device,
+) -> (Llama<B>, DpoOutcome) {
+    let pairs = w.tokens.len() / 2;
+    let group = pairs_per_step.max(1);
+    let epochs = dpo.epochs.max(1);
+    let steps = (epochs * pairs.div_ceil(group)).max(1);
+    let settings = TrainSettings {
+        learning_rate: settings.learning_rate * dpo.learning_rate_ratio,
+        warmup_steps: ((steps as f64 * dpo.warmup_ratio).ceil() as usize).max(1),
+        total_steps: steps,
+        min_lr_ratio: 1.0, // constant after the warmup (ETO: constant_with_warmup)
+        ..settings.clone()
+    };
+    let mut trainer = Trainer::new(model, settings);
+    let mut loss = 0.0;
+    for epoch in 0..epochs {
+        let mut order: Vec<usize> = (0..pairs).collect();
+        order.shuffle(&mut crate::seed::rng(crate::seed::derive_n(seed, epoch as u64)));
+        for chunk in order.chunks(group) {
+            // The group's trajectories (chosen of pair p at 2p, rejected at 2p + 1) and windows.
+            let owners: Vec<usize> = chunk.iter().flat_map(|&p| [2 * p, 2 * p + 1]).collect();
+            let mine = Windows {
+                seqs: Vec::new(),
+                owner: Vec::new(),
+                tokens: w.tokens.clone(),
+            };
+            let mut mine = mine;
+            for i in (0..w.seqs.len()).filter(|&i| owners.contains(&w.owner[i])) {
+                mine.seqs.push(w.seqs[i].clone());
+                mine.owner.push(w.owner[i]);
+            }
+            // Pass 1, no gradients: each pair's margin and gradient weight.
+            let ll = reference_log_likelihoods(trainer.model(), &mine, pad, windows_per_batch, device);
+            let n = chunk.len() as f64;
+            let mut coef = vec![0f64; w.tokens.len()];
+            let mut group_loss = 0.0;
+            for &p in chunk {
+                let (c, r) = (2 * p, 2 * p + 1);
+                let (l, dc, dr) = pair_terms(beta, ll[c], reference[c], ll[r], reference[r]);
+                group_loss += l / n;
+                coef[c] = dc / n - dpo.sft_weight / (n * w.tokens[c].max(1) as f64);
+                coef[r] = dr / n;
+            }
+            loss = group_loss as f32;
+            // Pass 2: backpropagate Σ coef · ll over the windows, a batch at a time.
+            let idx: Vec<usize> = (0..mine.seqs.len()).collect();
+            for batch in idx.chunks(windows_per_batch.max(1)) {
+                let seqs: Vec<(Vec<u32>, Vec<bool>)> = batch.iter().map(|&i| mine.seqs[i].clone()).collect();
+                let weights: Vec<f32> = batch.iter().map(|&i| coef[mine.owner[i]] as f32).collect();
+                let b = Batch::<B>::new(&seqs, pad, device);
+                let weights = Tensor::<B, 1>::from_data(TensorData::new(weights, [batch.len()]), device);
+                trainer.accumulate_with(|m| (masked_log_likelihood(m.logits(b.inputs), b.targets, b.mask) * weights).sum());
+            }
+            trainer.apply_step();
+        }
+    }
+    let steps = trainer.step;
+    (trainer.into_model(), DpoOutcome { loss, steps })
+}
+
+/// [`log_likelihoods`] of an autodiff model, on its inner backend (no gradients tracked).
+pub fn reference_log_likelihoods<B: LmAutodiffBackend>(model: &Llama<B>, w: &Windows, pad: u32, batch: usize, device: &B::Device) -> Vec<f64> {
+    log_likelihoods::<B::InnerBackend>(&model.valid(), w, pad, batch, device)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::prelude::*;
+
+    use super::pair_terms;
+    use crate::model::loss::dpo_loss;
+
+    /// The weights the two-pass training backpropagates are the gradients of the DPO loss.
+    #[test]
+    fn pair_terms_are_the_dpo_loss_and_its_gradient() {
+        type B = crate::model::CpuTrain;
+        let d = Default::default();
+        for (beta, lc, rc, lr, rr) in [(0.1, -3.0, -3.0, -5.0, -5.0), (0.5, -2.0, -3.5, -7.0, -5.0), (0.1, -40.0, -3.0, -1.0, -5.0)] {
+            let var = |x: f64| Tensor::<B, 1>::from_floats([x as f32], &d).require_grad();
+            let (c, r) = (var(lc), var(lr));
+            let konst = |x: f64| Tensor::<B, 1>::from_floats([x as f32], &d);
+            let loss = dpo_loss(c.clone(), r.clone(), konst(rc), konst(rr), beta);
+            let value: f32 = loss.clone().into_scalar();
+            let grads = loss.backward();
+            let gc: f32 = c.grad(&grads).unwrap().into_scalar();
+            let gr: f32 = r.grad(&grads).unwrap().into_scalar();
+            let (l, dc, dr) = pair_terms(beta, lc, rc, lr, rr);
+            assert!((l as f32 - value).abs() < 1e-5 && (dc as f32 - gc).abs() < 1e-5 && (dr as f32 - gr).abs() < 1e-5, "{l} {dc} {dr} vs {value} {gc} {gr}");
+        }
+    }
+}
