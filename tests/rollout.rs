@@ -279,3 +279,66 @@ fn an_expert_prefix_whose_replay_differs_from_the_record_is_not_evidence() {
     let diverged = runtime().block_on(play(&r, expert, vec![from_state(imported)])).unwrap();
     assert_eq!(diverged[0].termination, Termination::ReplayDiverged { step: 1 });
 }
+
+/// An environment whose start depends on the reset seed (a shuffled room), like a simulator
+/// that draws its layout from the seed.
+struct SeededRooms {
+    room: u64,
+}
+
+impl Environment for SeededRooms {
+    fn name(&self) -> &str {
+        "seeded-rooms"
+    }
+    fn tasks(&self) -> Vec<Task> {
+        vec![Task::new("rooms-0", "leave the room", eef_runtime::Split::Train, 0)]
+    }
+    fn reset(&mut self, _task: &Task, seed: u64) -> Result<String, EnvError> {
+        self.room = seed % 97;
+        Ok(format!("You are in room {}.", self.room))
+    }
+    fn step(&mut self, action: &str) -> Result<StepResult, EnvError> {
+        let done = action == "leave";
+        Ok(StepResult { observation: format!("Still in room {} after {action}.", self.room), reward: if done { 1.0 } else { 0.0 }, done })
+    }
+    fn max_steps(&self, _task: &Task) -> usize {
+        5
+    }
+}
+
+/// Always answers `wait`, then `leave`.
+struct Leaver;
+
+impl Policy for Leaver {
+    fn name(&self) -> String {
+        "leaver".into()
+    }
+    fn act_batch(&self, requests: &[ActRequest]) -> Vec<Result<Act, PolicyError>> {
+        requests.iter().map(|r| Ok(Act::new(if r.history.len() < 2 { "wait" } else { "leave" }))).collect()
+    }
+}
+
+#[test]
+fn probes_replay_the_expert_prefix_with_the_experts_own_seed() {
+    let r = engine(|_w: usize| -> Result<SeededRooms, EnvError> { Ok(SeededRooms { room: 0 }) }, 1, None);
+    let task = SeededRooms { room: 0 }.tasks().remove(0);
+    let policy: Arc<dyn Policy> = Arc::new(Leaver);
+    let expert_job = EpisodeJob::from_start(task.clone(), 0, 1234, 0.0, Source::Expert);
+    let recorded = runtime().block_on(play(&r, policy.clone(), vec![expert_job])).unwrap().remove(0);
+    assert_eq!(recorded.seed, 1234);
+    let probe = |reset_seed: Option<u64>| EpisodeJob {
+        id: "rooms-0/probe".into(),
+        start: eef_runtime::StartState::Expert { trajectory: recorded.id.clone(), step: 2 },
+        prefix: recorded.turns[..2].to_vec(),
+        seed: 777,
+        reset_seed,
+        ..EpisodeJob::from_start(task.clone(), 0, 777, 1.0, Source::Exploration { method: "eef".into(), iteration: 1 })
+    };
+    let with_expert_seed = runtime().block_on(play(&r, policy.clone(), vec![probe(Some(recorded.seed))])).unwrap().remove(0);
+    assert_eq!(with_expert_seed.termination, Termination::Done, "{}", with_expert_seed.summary());
+    assert_eq!(with_expert_seed.turns[0].observation, recorded.turns[0].observation);
+    assert_eq!(with_expert_seed.seed, 1234, "the trajectory records the seed its environment was reset with");
+    // Resetting with the probe's own seed lands in another room: the replay diverges.
+    let with_job_seed = runtime().block_on(play(&r, policy, vec![probe(None)])).unwrap().remove(0);
+    assert_eq!(with_job_seed.termination, Termination::ReplayDiverged { step: 0 });
+}

@@ -139,7 +139,8 @@ pub struct Trajectory {
     /// Which of several samples from the same start this is (0-based).
     #[serde(default)]
     pub sample: usize,
-    /// The seed the environment was reset with and the policy sampled from.
+    /// The seed the environment was reset with (the policy sampled from the episode job's own
+    /// seed; they differ for probes from an expert state, which reset with the expert's).
     pub seed: u64,
     /// The turns, expert prefix first.
     pub turns: Vec<Turn>,

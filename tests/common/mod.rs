@@ -76,16 +76,18 @@ pub async fn explore(
     for task in train_tasks(config) {
         let mine: Vec<Trajectory> = experts.iter().filter(|e| e.task_id == task.id).cloned().collect();
         for start in selector.plan(&PlanContext { task: &task, experts: &mine }) {
-            let prefix = match &start {
-                StartState::TaskStart => Vec::new(),
+            let (prefix, reset_seed) = match &start {
+                StartState::TaskStart => (Vec::new(), None),
                 StartState::Expert { trajectory, step } => {
-                    mine.iter().find(|e| &e.id == trajectory).unwrap().turns[..*step].to_vec()
+                    let e = mine.iter().find(|e| &e.id == trajectory).unwrap();
+                    (e.turns[..*step].to_vec(), Some(e.seed))
                 }
             };
             for sample in 0..samples {
                 let id = format!("{}/{}/{start}/{sample}", selector.name(), task.id);
                 jobs.push(EpisodeJob {
                     seed: eef_runtime::seed::derive(5, &id),
+                    reset_seed,
                     id,
                     task: task.clone(),
                     start: start.clone(),

@@ -419,20 +419,22 @@ impl Runner<'_> {
         for task in train {
             let task_experts = experts.get(&task.id).map_or(&[][..], Vec::as_slice);
             for start in selector.plan(&PlanContext { task, experts: task_experts }) {
-                let (tag, prefix) = match &start {
-                    StartState::TaskStart => ("s0".to_owned(), Vec::new()),
+                let (tag, prefix, reset_seed) = match &start {
+                    StartState::TaskStart => ("s0".to_owned(), Vec::new(), None),
                     StartState::Expert { trajectory, step } => {
                         let Some(e) = task_experts.iter().find(|e| &e.id == trajectory) else {
                             tracing::warn!(%trajectory, "planned start names an unknown expert trajectory; skipped");
                             continue;
                         };
-                        (format!("{trajectory}@s{step}"), e.turns[..(*step).min(e.turns.len())].to_vec())
+                        // The prefix is replayed with the expert's own seed, as it was recorded.
+                        (format!("{trajectory}@s{step}"), e.turns[..(*step).min(e.turns.len())].to_vec(), Some(e.seed))
                     }
                 };
                 for sample in 0..m.samples {
                     let id = format!("{method}/it{iteration}/{}/{tag}/{sample}", task.id);
                     jobs.push(EpisodeJob {
                         seed: self.seed(&id),
+                        reset_seed,
                         id,
                         task: task.clone(),
                         start: start.clone(),

@@ -17,8 +17,12 @@ pub struct EpisodeJob {
     pub prefix: Vec<Turn>,
     /// Which sample from this start this is.
     pub sample: usize,
-    /// Seed for the environment reset and every policy decision.
+    /// Seed for every policy decision (and the environment reset when `reset_seed` is absent).
     pub seed: u64,
+    /// Seed for the environment reset and the prefix replay: the expert trajectory's own seed
+    /// when starting from one of its states, so that the replay reaches the recorded state in an
+    /// environment whose reset depends on its seed. `None`: `seed`.
+    pub reset_seed: Option<u64>,
     /// Sampling temperature.
     pub temperature: f32,
     /// What the trajectory is recorded as.
@@ -29,7 +33,12 @@ impl EpisodeJob {
     /// A job from the task start.
     pub fn from_start(task: Task, sample: usize, seed: u64, temperature: f32, source: Source) -> Self {
         let id = format!("{}/s0/{}", task.id, sample);
-        EpisodeJob { id, task, start: StartState::TaskStart, prefix: Vec::new(), sample, seed, temperature, source }
+        EpisodeJob { id, task, start: StartState::TaskStart, prefix: Vec::new(), sample, seed, reset_seed: None, temperature, source }
+    }
+
+    /// The seed the environment is reset (and the prefix replayed) with.
+    pub fn env_seed(&self) -> u64 {
+        self.reset_seed.unwrap_or(self.seed)
     }
 
     /// Who acts in this episode after the prefix: the expert for [`Source::Expert`] jobs,

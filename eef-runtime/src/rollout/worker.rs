@@ -87,7 +87,7 @@ impl Worker {
                 *env = Some(self.fresh_env()?);
             }
             let e = env.as_mut().expect("environment present");
-            match e.replay(&job.task, job.seed, actions) {
+            match e.replay(&job.task, job.env_seed(), actions) {
                 Err(err) if err.is_restartable() && *restarts < self.config.max_env_restarts => {
                     *restarts += 1;
                     tracing::warn!(worker = self.id, episode = %job.id, error = %err, "environment failed during replay; restarting");
@@ -129,7 +129,7 @@ impl Worker {
                 source: job.source.clone(),
                 start: job.start.clone(),
                 sample: job.sample,
-                seed: job.seed,
+                seed: job.env_seed(),
                 turns,
                 final_observation,
                 termination,
