@@ -22,6 +22,9 @@ concurrency = 4
 temperature = 1.0
 progress = false
 
+[eval]
+dev_tasks = 10               # held out from the 60 training tasks; best iterations are chosen on them
+
 [[methods]]
 selector = "sft"
 [[methods]]
@@ -69,6 +72,8 @@ fn the_loop_writes_everything_and_eef_beats_rft() {
         "eef/iter-1/dataset.jsonl",
         "eef/iter-2/checkpoint/tabular.json",
         "eef/iter-2/eval.jsonl",
+        "eef/iter-2/dev-eval.jsonl",
+        "sft/dev-eval.jsonl",
         "rft-x6/iter-2/iteration.json",
         "report.md",
         "report.json",
@@ -76,6 +81,13 @@ fn the_loop_writes_everything_and_eef_beats_rft() {
         assert!(root.join(f).exists(), "missing {f}");
     }
     assert_eq!(report.methods.len(), 4);
+    assert_eq!((report.train_tasks, report.dev_tasks), (50, 10), "the dev tasks are held out of training");
+    for m in &report.methods {
+        let chosen = m.best().unwrap();
+        let dev = |it: &eef_runtime::experiment::IterationReport| it.dev.as_ref().unwrap().win_rate;
+        assert!(m.iterations.iter().all(|it| dev(it) <= dev(chosen)), "{}: the best iteration is the best on dev", m.label);
+        assert!(chosen.eval.win_rate_ci[0] <= chosen.eval.win_rate && chosen.eval.win_rate <= chosen.eval.win_rate_ci[1]);
+    }
     assert_eq!(report.methods[0].iterations.len(), 1, "SFT has only iteration 0");
     assert_eq!(report.methods[3].iterations.len(), 3);
     let sft = best(&report, "SFT");
@@ -84,7 +96,7 @@ fn the_loop_writes_everything_and_eef_beats_rft() {
     assert!(eef > sft, "EEF {eef} vs SFT {sft}");
     assert!(eef > rft, "EEF {eef} vs RFT {rft}");
     let md = std::fs::read_to_string(root.join("report.md")).unwrap();
-    assert!(md.contains("| EEF | 1 |") && md.contains("Best iteration per method"), "{md}");
+    assert!(md.contains("| EEF | 1 |") && md.contains("chosen on the dev split (10 tasks), reported on the test split"), "{md}");
     // Exploration of EEF starts from expert states; RFT's does not.
     let eef_explore: Vec<Trajectory> = eef_runtime::jsonl::read(&root.join("eef/iter-1/explore.jsonl")).unwrap();
     assert!(eef_explore.iter().any(|t| t.start != eef_runtime::StartState::TaskStart));

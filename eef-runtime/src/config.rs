@@ -141,11 +141,17 @@ pub struct EvalConfig {
     pub max_tasks: Option<usize>,
     /// Episodes per task.
     pub samples: usize,
+    /// The dev split each method's best iteration is chosen on (never the test split):
+    /// absent, the environment's own dev tasks when it has them (WebShop's human goals
+    /// 500..1500), else none (the final iteration is reported); `n`, at most `n` of the
+    /// environment's dev tasks, or, when it has none, the last `n` training tasks, held out from
+    /// training.
+    pub dev_tasks: Option<usize>,
 }
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        EvalConfig { split: Split::Test, max_tasks: None, samples: 1 }
+        EvalConfig { split: Split::Test, max_tasks: None, samples: 1, dev_tasks: None }
     }
 }
 

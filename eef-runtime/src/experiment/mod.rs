@@ -188,11 +188,23 @@ impl Experiment {
         if let Some(n) = self.config.experiment.max_train_tasks {
             train.truncate(n);
         }
+        // The dev split (choosing best iterations): the environment's, or held out from training.
+        let env_dev: Vec<Task> = all_tasks.iter().filter(|t| t.split == Split::Dev).cloned().collect();
+        let dev: Vec<Task> = match self.config.eval.dev_tasks {
+            None => env_dev,
+            Some(n) if !env_dev.is_empty() => env_dev.into_iter().take(n).collect(),
+            Some(n) => {
+                if n >= train.len() {
+                    return Err(Error::Setup(format!("[eval] dev_tasks = {n} would hold out all {} training tasks", train.len())));
+                }
+                train.split_off(train.len() - n).into_iter().map(|t| Task { split: Split::Dev, ..t }).collect()
+            }
+        };
         let mut eval: Vec<Task> = all_tasks.iter().filter(|t| t.split == self.config.eval.split).cloned().collect();
         if let Some(n) = self.config.eval.max_tasks {
             eval.truncate(n);
         }
-        tracing::info!(environment = %env_name, train = train.len(), eval = eval.len(), dir = %dir.root().display(), "starting run");
+        tracing::info!(environment = %env_name, train = train.len(), dev = dev.len(), eval = eval.len(), dir = %dir.root().display(), "starting run");
 
         let runner = Runner {
             config: &self.config,
@@ -202,6 +214,7 @@ impl Experiment {
             make_policy,
             dir,
             eval_tasks: eval,
+            dev_tasks: dev,
         };
 
         let (experts, expert_eval) = runner.expert_phase(self.expert.clone(), &train).await?;
@@ -228,6 +241,7 @@ impl Experiment {
             run_dir: runner.dir.root().display().to_string(),
             train_tasks: train.len(),
             eval_tasks: runner.eval_tasks.len(),
+            dev_tasks: runner.dev_tasks.len(),
             expert_train,
             expert_eval,
             methods,
@@ -263,6 +277,8 @@ struct Runner<'a> {
     make_policy: PolicyMaker,
     dir: RunDir,
     eval_tasks: Vec<Task>,
+    /// Tasks each method's best iteration is chosen on (possibly none).
+    dev_tasks: Vec<Task>,
 }
 
 impl Runner<'_> {
@@ -294,30 +310,47 @@ impl Runner<'_> {
     }
 
     fn eval_jobs(&self, prefix: &str, temperature: f32) -> Vec<EpisodeJob> {
+        self.jobs_on(&self.eval_tasks, prefix, "eval", temperature)
+    }
+
+    fn jobs_on(&self, tasks: &[Task], prefix: &str, kind: &str, temperature: f32) -> Vec<EpisodeJob> {
         let mut jobs = Vec::new();
-        for task in &self.eval_tasks {
+        for task in tasks {
             for sample in 0..self.config.eval.samples.max(1) {
                 let mut job = EpisodeJob::from_start(
                     task.clone(),
                     sample,
-                    self.seed(&format!("eval/{}/{sample}", task.id)),
+                    self.seed(&format!("{kind}/{}/{sample}", task.id)),
                     temperature,
                     Source::Evaluation { method: prefix.to_owned(), iteration: 0 },
                 );
-                job.id = format!("{prefix}/eval/{}/{sample}", task.id);
+                job.id = format!("{prefix}/{kind}/{}/{sample}", task.id);
                 jobs.push(job);
             }
         }
         jobs
     }
 
-    async fn evaluate(&self, label: &str, iteration: usize, policy: Arc<dyn Policy>, path: &Path) -> Result<Metrics, Error> {
-        let mut jobs = self.eval_jobs(label, self.config.rollout.eval_temperature);
+    /// Evaluates on the test split (`path`) and, when there is one, on the dev split
+    /// (`dev-eval.jsonl` beside it).
+    async fn evaluate(&self, label: &str, iteration: usize, policy: Arc<dyn Policy>, path: &Path) -> Result<(Metrics, Option<Metrics>), Error> {
+        let temperature = self.config.rollout.eval_temperature;
+        let mut jobs = self.eval_jobs(label, temperature);
         for j in &mut jobs {
             j.source = Source::Evaluation { method: label.to_owned(), iteration };
         }
-        let episodes = self.phase(&format!("{label} eval it{iteration}"), policy, jobs, path).await?;
-        Ok(Metrics::of(&episodes))
+        let episodes = self.phase(&format!("{label} eval it{iteration}"), policy.clone(), jobs, path).await?;
+        let dev = if self.dev_tasks.is_empty() {
+            None
+        } else {
+            let mut jobs = self.jobs_on(&self.dev_tasks, label, "dev", temperature);
+            for j in &mut jobs {
+                j.source = Source::Evaluation { method: label.to_owned(), iteration };
+            }
+            let dev_path = path.with_file_name("dev-eval.jsonl");
+            Some(Metrics::of(&self.phase(&format!("{label} dev it{iteration}"), policy, jobs, &dev_path).await?))
+        };
+        Ok((Metrics::of(&episodes), dev))
     }
 
     /// Expert trajectories on the training tasks, and the expert's metrics on the eval tasks.
@@ -369,8 +402,9 @@ impl Runner<'_> {
         let cfg = TrainConfig { seed: self.seed("train/sft"), checkpoint_dir: Some(dir.join("train-state")), ..self.config.train.clone() };
         let (policy, trained) = self.train_once(&dir, None, &data, &[], &cfg)?;
         let policy: Arc<dyn Policy> = Arc::new(policy);
-        let eval = self.evaluate("SFT", 0, policy, &dir.join("eval.jsonl")).await?;
+        let (eval, dev) = self.evaluate("SFT", 0, policy, &dir.join("eval.jsonl")).await?;
         let row = IterationReport {
+            dev,
             iteration: 0,
             explore: None,
             recovery_states: 0,
@@ -517,8 +551,9 @@ impl Runner<'_> {
             let (policy, trained) = self.train_once(&dir, start_from, &data, &pairs, &cfg)?;
             checkpoint = dir.join("checkpoint");
 
-            let eval = self.evaluate(&label, k, Arc::new(policy), &dir.join("eval.jsonl")).await?;
+            let (eval, dev) = self.evaluate(&label, k, Arc::new(policy), &dir.join("eval.jsonl")).await?;
             let row = IterationReport {
+                dev,
                 iteration: k,
                 explore: Some(ExploreStats::of(&explored)),
                 recovery_states: selection.examples.iter().filter(|e| matches!(e.reason, Reason::Recovery { .. })).count(),

@@ -24,8 +24,11 @@ pub struct IterationReport {
     pub trainable_turns: usize,
     /// Preference pairs selected.
     pub pairs: usize,
-    /// Evaluation after this iteration's training.
+    /// Evaluation after this iteration's training (the test split).
     pub eval: Metrics,
+    /// The same on the dev split, when the run has one (what the best iteration is chosen on).
+    #[serde(default)]
+    pub dev: Option<Metrics>,
 }
 
 /// One method's rows.
@@ -40,16 +43,18 @@ pub struct MethodReport {
 }
 
 impl MethodReport {
-    /// The iteration with the best win rate (ties: the higher reward, then the earlier); the paper
-    /// reports the best iteration.
+    /// The iteration to report, chosen without looking at the test split: the best on the dev
+    /// split (win rate, then average reward, then the earlier iteration) when the run has one,
+    /// else the final iteration. (The paper reports its best iteration.)
     pub fn best(&self) -> Option<&IterationReport> {
-        self.iterations.iter().min_by(|a, b| {
-            b.eval
-                .win_rate
-                .total_cmp(&a.eval.win_rate)
-                .then(b.eval.avg_reward.total_cmp(&a.eval.avg_reward))
-                .then(a.iteration.cmp(&b.iteration))
-        })
+        if self.iterations.iter().all(|it| it.dev.is_some()) {
+            let dev = |it: &IterationReport| it.dev.clone().unwrap_or_default();
+            return self.iterations.iter().min_by(|a, b| {
+                let (da, db) = (dev(a), dev(b));
+                db.win_rate.total_cmp(&da.win_rate).then(db.avg_reward.total_cmp(&da.avg_reward)).then(a.iteration.cmp(&b.iteration))
+            });
+        }
+        self.iterations.last()
     }
 }
 
@@ -66,6 +71,9 @@ pub struct Report {
     pub train_tasks: usize,
     /// Evaluation tasks.
     pub eval_tasks: usize,
+    /// Dev tasks (the best iteration is chosen on them; 0: the final iteration is reported).
+    #[serde(default)]
+    pub dev_tasks: usize,
     /// The expert on the training tasks (its data).
     pub expert_train: Metrics,
     /// The expert on the evaluation tasks.
@@ -78,6 +86,16 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
 
+/// A rate with its 95% interval: `35.0% [28.1, 41.9]`.
+fn pct_ci(x: f64, ci: [f64; 2]) -> String {
+    format!("{:.1}% [{:.1}, {:.1}]", 100.0 * x, 100.0 * ci[0], 100.0 * ci[1])
+}
+
+/// A mean reward with its 95% interval: `0.612 [0.571, 0.650]`.
+fn reward_ci(x: f64, ci: [f64; 2]) -> String {
+    format!("{x:.3} [{:.3}, {:.3}]", ci[0], ci[1])
+}
+
 impl Report {
     /// The report as Markdown: per-iteration details, then the paper-style table.
     pub fn to_markdown(&self) -> String {
@@ -88,26 +106,30 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "Run directory: `{}`; {} training tasks, {} evaluation tasks.\n",
-            self.run_dir, self.train_tasks, self.eval_tasks
+            "Run directory: `{}`; {} training tasks, {} dev tasks, {} evaluation (test) tasks. Iteration 0 is the \
+             SFT policy, the starting point of every method. Rates come with 95% bootstrap intervals.\n",
+            self.run_dir, self.train_tasks, self.dev_tasks, self.eval_tasks
         );
+        let on_eval = if self.expert_eval.episodes > 0 {
+            format!("{} / {:.3} on evaluation tasks", pct(self.expert_eval.win_rate), self.expert_eval.avg_reward)
+        } else {
+            "not run on the evaluation tasks (its data came from a file)".to_owned()
+        };
         let _ = writeln!(
             s,
             "Expert: {} wins / {:.3} reward on training tasks ({} episodes; {} of its failures cut off by the step \
-             limit, not ended by the environment); {} / {:.3} on evaluation tasks.\n",
+             limit, not ended by the environment); {on_eval}.\n",
             pct(self.expert_train.win_rate),
             self.expert_train.avg_reward,
             self.expert_train.episodes,
             self.expert_train.truncated,
-            pct(self.expert_eval.win_rate),
-            self.expert_eval.avg_reward
         );
         let _ = writeln!(s, "## Per iteration\n");
         let _ = writeln!(
             s,
-            "| Method | Iter | Explore: s0 wins | Explore: expert-state wins | Broken runs | Recovery states | Probes dropped | Train examples | Trained turns | Win rate | Avg reward |"
+            "| Method | Iter | Explore: s0 wins | Explore: expert-state wins | Broken runs | Recovery states | Probes dropped | Train examples | Trained turns | Pairs | Dev win rate | Win rate | Avg reward |"
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for m in &self.methods {
             for it in &m.iterations {
                 let broken = it.explore.as_ref().map_or("-".to_owned(), |e| e.broken.to_string());
@@ -122,9 +144,10 @@ impl Report {
                     ),
                     None => ("-".to_owned(), "-".to_owned()),
                 };
+                let dev = it.dev.as_ref().map_or("-".to_owned(), |d| pct(d.win_rate));
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.3} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     m.label,
                     it.iteration,
                     s0,
@@ -134,23 +157,48 @@ impl Report {
                     it.probes_dropped,
                     it.training_examples,
                     it.trainable_turns,
-                    pct(it.eval.win_rate),
-                    it.eval.avg_reward
+                    it.pairs,
+                    dev,
+                    pct_ci(it.eval.win_rate, it.eval.win_rate_ci),
+                    reward_ci(it.eval.avg_reward, it.eval.avg_reward_ci)
                 );
             }
         }
-        let _ = writeln!(s, "\n## Best iteration per method (as the paper's table)\n");
+        let chosen = if self.dev_tasks > 0 {
+            format!("chosen on the dev split ({} tasks), reported on the test split", self.dev_tasks)
+        } else {
+            "no dev split: the final iteration, never chosen on the test split".to_owned()
+        };
+        let _ = writeln!(s, "\n## Best iteration per method (as the paper's table; {chosen})\n");
         let _ = writeln!(s, "| Method | Best iter | Win rate | Avg reward |");
         let _ = writeln!(s, "|---|---:|---:|---:|");
-        let _ = writeln!(
-            s,
-            "| Expert | - | {} | {:.3} |",
-            pct(self.expert_eval.win_rate),
-            self.expert_eval.avg_reward
-        );
+        if self.expert_eval.episodes > 0 {
+            let _ = writeln!(
+                s,
+                "| Expert | - | {} | {} |",
+                pct_ci(self.expert_eval.win_rate, self.expert_eval.win_rate_ci),
+                reward_ci(self.expert_eval.avg_reward, self.expert_eval.avg_reward_ci)
+            );
+        } else {
+            // Expert data read from a file: the expert was not run on the test split; its
+            // measured numbers are those of its data.
+            let _ = writeln!(
+                s,
+                "| Expert (its data, training tasks; not run on test) | - | {} | {} |",
+                pct_ci(self.expert_train.win_rate, self.expert_train.win_rate_ci),
+                reward_ci(self.expert_train.avg_reward, self.expert_train.avg_reward_ci)
+            );
+        }
         for m in &self.methods {
             if let Some(b) = m.best() {
-                let _ = writeln!(s, "| {} | {} | {} | {:.3} |", m.label, b.iteration, pct(b.eval.win_rate), b.eval.avg_reward);
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} |",
+                    m.label,
+                    b.iteration,
+                    pct_ci(b.eval.win_rate, b.eval.win_rate_ci),
+                    reward_ci(b.eval.avg_reward, b.eval.avg_reward_ci)
+                );
             }
         }
         s
