@@ -258,3 +258,20 @@ fn a_preference_method_with_a_policy_that_cannot_train_on_preferences_is_refused
     assert_eq!(counter.load(Ordering::SeqCst), 0);
     assert!(!tmp.path().join("small").exists(), "nothing was run or written before the refusal");
 }
+
+#[test]
+fn a_budget_matched_rft_explores_as_many_episodes_as_eef() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = config(tmp.path());
+    c.experiment.iterations = 1;
+    c.methods = vec![
+        eef_runtime::config::MethodConfig::new("eef"),
+        eef_runtime::config::MethodConfig { match_budget_of: Some("eef".into()), ..eef_runtime::config::MethodConfig::new("rft") },
+    ];
+    let report = run(c).unwrap();
+    let episodes = |label: &str| report.methods.iter().find(|m| m.label == label).unwrap().iterations[1].explore.as_ref().unwrap().episodes;
+    assert!(episodes("EEF") > report.train_tasks, "EEF probes expert states too");
+    assert_eq!(episodes("RFT (EEF budget)"), episodes("EEF"));
+    let md = std::fs::read_to_string(tmp.path().join("small/report.md")).unwrap();
+    assert!(md.contains("Episodes simulated"), "{md}");
+}

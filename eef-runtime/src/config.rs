@@ -171,6 +171,11 @@ pub struct MethodConfig {
     /// Iterations for this method (defaults to `[experiment] iterations`; `sft` always has 0).
     #[serde(default)]
     pub iterations: Option<usize>,
+    /// Explore exactly as many episodes per iteration as the named selector plans (e.g.
+    /// `"eef"`: budget-matched RFT), spread over this method's own start states instead of
+    /// `samples` each.
+    #[serde(default)]
+    pub match_budget_of: Option<String>,
 }
 
 fn one() -> usize {
@@ -180,13 +185,16 @@ fn one() -> usize {
 impl MethodConfig {
     /// A method with default settings.
     pub fn new(selector: &str) -> Self {
-        MethodConfig { label: None, selector: selector.into(), samples: 1, iterations: None }
+        MethodConfig { label: None, selector: selector.into(), samples: 1, iterations: None, match_budget_of: None }
     }
 
     /// The label used in reports and directory names.
     pub fn label(&self) -> String {
         match &self.label {
             Some(l) => l.clone(),
+            None if self.match_budget_of.is_some() => {
+                format!("{} ({} budget)", self.selector.to_uppercase(), self.match_budget_of.as_deref().unwrap_or_default().to_uppercase())
+            }
             None if self.samples > 1 => format!("{} x{}", self.selector.to_uppercase(), self.samples),
             None => self.selector.to_uppercase(),
         }

@@ -168,6 +168,13 @@ impl Experiment {
                 )));
             }
         }
+        for m in &self.config.methods {
+            if let Some(other) = &m.match_budget_of {
+                if !self.selectors.contains_key(other) {
+                    return Err(Error::Setup(format!("method {:?} matches the budget of selector {other:?}, which is not registered", m.label())));
+                }
+            }
+        }
         if let Some(m) = self.config.methods.iter().find(|m| self.selectors[&m.selector].uses_preferences()) {
             let policy = (make_policy)();
             if !policy.supports_preferences() {
@@ -230,7 +237,8 @@ impl Experiment {
             let selector = self.selectors[&m.selector].clone();
             let mut rows = vec![sft_row.clone()];
             if m.selector != "sft" {
-                rows.extend(runner.method(m, selector.as_ref(), &train, &experts_by_task).await?);
+                let budget_of = m.match_budget_of.as_ref().map(|s| self.selectors[s].clone());
+                rows.extend(runner.method(m, selector.as_ref(), budget_of.as_deref(), &train, &experts_by_task).await?);
             }
             methods.push(MethodReport { label: m.label(), selector: m.selector.clone(), iterations: rows });
         }
@@ -446,9 +454,23 @@ impl Runner<'_> {
         Ok(policy)
     }
 
-    /// Exploration jobs of one iteration, as the selector plans them.
-    fn plan(&self, label: &str, m: &MethodConfig, selector: &dyn Selector, iteration: usize, train: &[Task], experts: &ByTask) -> Vec<EpisodeJob> {
+    /// Exploration jobs of one iteration, as the selector plans them: `samples` per planned
+    /// start, or, when the method matches `budget_of`'s budget, that selector's number of
+    /// planned starts spread evenly over this one's (the first starts take the remainder).
+    #[allow(clippy::too_many_arguments)]
+    fn plan(&self, label: &str, m: &MethodConfig, selector: &dyn Selector, budget_of: Option<&dyn Selector>, iteration: usize, train: &[Task], experts: &ByTask) -> Vec<EpisodeJob> {
         let method = run_dir::slug(label);
+        let count = |s: &dyn Selector| -> usize {
+            train.iter().map(|task| s.plan(&PlanContext { task, experts: experts.get(&task.id).map_or(&[][..], Vec::as_slice) }).len()).sum()
+        };
+        let budget = budget_of.map(|other| (count(other), count(selector).max(1)));
+        let samples_at = |n: usize| -> usize {
+            match budget {
+                None => m.samples,
+                Some((target, starts)) => target / starts + usize::from(n < target % starts),
+            }
+        };
+        let mut start_index = 0usize;
         let mut jobs = Vec::new();
         for task in train {
             let task_experts = experts.get(&task.id).map_or(&[][..], Vec::as_slice);
@@ -464,7 +486,9 @@ impl Runner<'_> {
                         (format!("{trajectory}@s{step}"), e.turns[..(*step).min(e.turns.len())].to_vec(), Some(e.seed))
                     }
                 };
-                for sample in 0..m.samples {
+                let samples = samples_at(start_index);
+                start_index += 1;
+                for sample in 0..samples {
                     let id = format!("{method}/it{iteration}/{}/{tag}/{sample}", task.id);
                     jobs.push(EpisodeJob {
                         seed: self.seed(&id),
@@ -484,7 +508,7 @@ impl Runner<'_> {
     }
 
     /// The iterations of one method.
-    async fn method(&self, m: &MethodConfig, selector: &dyn Selector, train: &[Task], experts: &ByTask) -> Result<Vec<IterationReport>, Error> {
+    async fn method(&self, m: &MethodConfig, selector: &dyn Selector, budget_of: Option<&dyn Selector>, train: &[Task], experts: &ByTask) -> Result<Vec<IterationReport>, Error> {
         let label = m.label();
         let iterations = m.iterations.unwrap_or(self.config.experiment.iterations);
         let sft_ckpt = self.dir.sft().join("checkpoint");
@@ -506,7 +530,7 @@ impl Runner<'_> {
                 continue;
             }
             let explorer: Arc<dyn Policy> = Arc::new(self.load_policy(Some(&checkpoint))?);
-            let jobs = self.plan(&label, m, selector, k, train, experts);
+            let jobs = self.plan(&label, m, selector, budget_of, k, train, experts);
             let explored = self.phase(&format!("{label} explore it{k}"), explorer, jobs, &dir.join("explore.jsonl")).await?;
 
             let mut by_task: BTreeMap<&TaskId, Vec<Trajectory>> = BTreeMap::new();

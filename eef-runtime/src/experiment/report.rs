@@ -127,9 +127,9 @@ impl Report {
         let _ = writeln!(s, "## Per iteration\n");
         let _ = writeln!(
             s,
-            "| Method | Iter | Explore: s0 wins | Explore: expert-state wins | Broken runs | Recovery states | Probes dropped | Train examples | Trained turns | Pairs | Dev win rate | Win rate | Avg reward |"
+            "| Method | Iter | Episodes simulated | Explore: s0 wins | Explore: expert-state wins | Broken runs | Recovery states | Probes dropped | Train examples | Trained turns | Pairs | Dev win rate | Win rate | Avg reward |"
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for m in &self.methods {
             for it in &m.iterations {
                 let broken = it.explore.as_ref().map_or("-".to_owned(), |e| e.broken.to_string());
@@ -145,11 +145,13 @@ impl Report {
                     None => ("-".to_owned(), "-".to_owned()),
                 };
                 let dev = it.dev.as_ref().map_or("-".to_owned(), |d| pct(d.win_rate));
+                let episodes = it.explore.as_ref().map_or("-".to_owned(), |e| e.episodes.to_string());
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     m.label,
                     it.iteration,
+                    episodes,
                     s0,
                     es,
                     broken,
