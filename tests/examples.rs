@@ -50,3 +50,21 @@ fn every_shipped_config_parses() {
     }
     assert!(n >= 5, "{n} configs");
 }
+
+#[test]
+fn seeds_runs_each_seed_in_its_own_directory_and_summarises_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("few.toml");
+    let toml = format!(
+        "[experiment]\nname = \"few\"\nseed = 5\niterations = 1\nrun_dir = {:?}\n[rollout]\nprogress = false\n[[methods]]\nselector = \"sft\"\n[[methods]]\nselector = \"eef\"\n[environment]\ntrain_tasks = 20\ntest_tasks = 10\n",
+        tmp.path().display().to_string()
+    );
+    std::fs::write(&path, toml).unwrap();
+    let args = Args::try_parse_from(["vault_eef", "--config", path.to_str().unwrap(), "--seeds", "3"]).unwrap();
+    let md = eef_experiments::cli::run_seeds(&args, "unused", &eef_experiments::vault::experiment).unwrap();
+    for seed in [5, 6, 7] {
+        assert!(tmp.path().join(format!("few-seed{seed}/report.json")).exists(), "seed {seed} ran in its own directory");
+    }
+    assert!(md.contains("over 3 seeds (5, 6, 7)") && md.contains("| EEF |") && md.contains("| SFT |"), "{md}");
+    assert_eq!(std::fs::read_to_string(tmp.path().join("few-seeds.md")).unwrap(), md);
+}

@@ -27,6 +27,11 @@ pub struct Args {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Run this many seeds (the configured seed and the next ones), each in its own run
+    /// directory (`<name>-seed<k>`), and print their summary: every method's mean and 95%
+    /// interval over the seeds (also written to `<run_dir>/<name>-seeds.md`).
+    #[arg(long, default_value_t = 1)]
+    pub seeds: usize,
 }
 
 impl Args {
@@ -52,7 +57,7 @@ impl Args {
 
 /// Parses the command line, builds the experiment with `build`, runs it on a multi-threaded tokio
 /// runtime with Ctrl-C wired to cancellation, and prints the report. Returns the process exit code.
-pub fn main(default_config: &str, build: impl FnOnce(ExperimentConfig) -> Result<Experiment, Error>) -> std::process::ExitCode {
+pub fn main(default_config: &str, build: impl Fn(ExperimentConfig) -> Result<Experiment, Error>) -> std::process::ExitCode {
     let args = Args::parse();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -60,9 +65,10 @@ pub fn main(default_config: &str, build: impl FnOnce(ExperimentConfig) -> Result
         )
         .with_writer(std::io::stderr)
         .try_init();
-    match run(&args, default_config, build) {
-        Ok(report) => {
-            println!("{}", report.to_markdown());
+    let outcome = if args.seeds > 1 { run_seeds(&args, default_config, &build) } else { run(&args, default_config, &build).map(|r| r.to_markdown()) };
+    match outcome {
+        Ok(markdown) => {
+            println!("{markdown}");
             std::process::ExitCode::SUCCESS
         }
         Err(Error::Cancelled) => {
@@ -76,9 +82,31 @@ pub fn main(default_config: &str, build: impl FnOnce(ExperimentConfig) -> Result
     }
 }
 
-fn run(args: &Args, default_config: &str, build: impl FnOnce(ExperimentConfig) -> Result<Experiment, Error>) -> Result<Report, Error> {
-    let config = args.load_config(default_config)?;
-    let experiment = build(config)?.fresh(args.fresh);
+/// Runs `args.seeds` seeds one after the other (each resumable on its own) and returns their
+/// summary ([`eef_runtime::experiment::seeds::seeds_markdown`]), also written beside the runs.
+pub fn run_seeds(args: &Args, default_config: &str, build: &dyn Fn(ExperimentConfig) -> Result<Experiment, Error>) -> Result<String, Error> {
+    let base = args.load_config(default_config)?;
+    let (mut seeds, mut reports) = (Vec::new(), Vec::new());
+    for k in 0..args.seeds {
+        let mut config = base.clone();
+        config.experiment.seed = base.experiment.seed + k as u64;
+        config.experiment.name = format!("{}-seed{}", base.experiment.name, config.experiment.seed);
+        eprintln!("seed {} ({} of {}): {}", config.experiment.seed, k + 1, args.seeds, config.run_path().display());
+        seeds.push(config.experiment.seed);
+        reports.push(run_config(config, args.fresh, build)?);
+    }
+    let md = eef_runtime::experiment::seeds::seeds_markdown(&seeds, &reports);
+    let path = base.experiment.run_dir.join(format!("{}-seeds.md", base.experiment.name));
+    std::fs::write(&path, &md).map_err(|e| Error::io(&path, e))?;
+    Ok(md)
+}
+
+fn run(args: &Args, default_config: &str, build: &dyn Fn(ExperimentConfig) -> Result<Experiment, Error>) -> Result<Report, Error> {
+    run_config(args.load_config(default_config)?, args.fresh, build)
+}
+
+fn run_config(config: ExperimentConfig, fresh: bool, build: &dyn Fn(ExperimentConfig) -> Result<Experiment, Error>) -> Result<Report, Error> {
+    let experiment = build(config)?.fresh(fresh);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

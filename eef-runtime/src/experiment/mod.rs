@@ -26,6 +26,7 @@ mod dataset;
 pub mod metrics;
 pub mod report;
 pub mod run_dir;
+pub mod seeds;
 mod shared_policy;
 
 use crate::policy::TrainReport;
