@@ -77,6 +77,8 @@ fn the_loop_writes_everything_and_eef_beats_rft() {
         "rft-x6/iter-2/iteration.json",
         "report.md",
         "report.json",
+        "plots/win-rate.svg",
+        "plots/reward.svg",
     ] {
         assert!(root.join(f).exists(), "missing {f}");
     }
@@ -97,6 +99,9 @@ fn the_loop_writes_everything_and_eef_beats_rft() {
     assert!(eef > rft, "EEF {eef} vs RFT {rft}");
     let md = std::fs::read_to_string(root.join("report.md")).unwrap();
     assert!(md.contains("| EEF | 1 |") && md.contains("chosen on the dev split (10 tasks), reported on the test split"), "{md}");
+    assert!(md.contains("](plots/win-rate.svg)"), "the report links its plots");
+    let svg = std::fs::read_to_string(root.join("plots/win-rate.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && ["SFT", "RFT x6", "EEF", "iteration (0 = SFT)"].iter().all(|l| svg.contains(l)), "{svg}");
     // Exploration of EEF starts from expert states; RFT's does not.
     let eef_explore: Vec<Trajectory> = eef_runtime::jsonl::read(&root.join("eef/iter-1/explore.jsonl")).unwrap();
     assert!(eef_explore.iter().any(|t| t.start != eef_runtime::StartState::TaskStart));

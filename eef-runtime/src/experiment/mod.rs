@@ -24,6 +24,7 @@
 
 mod dataset;
 pub mod metrics;
+pub mod plots;
 pub mod report;
 pub mod run_dir;
 pub mod seeds;
@@ -255,6 +256,10 @@ impl Experiment {
             expert_eval,
             methods,
         };
+        let plots = runner.dir.file("plots");
+        if let Err(e) = plots::write(&report, &plots) {
+            tracing::warn!(error = %e, "the plots could not be written");
+        }
         let md = runner.dir.file("report.md");
         jsonl::write_atomic(&md, report.to_markdown().as_bytes()).map_err(|e| Error::io(&md, e))?;
         write_json(&runner.dir.file("report.json"), &report)?;

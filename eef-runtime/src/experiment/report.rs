@@ -124,6 +124,7 @@ impl Report {
             self.expert_train.episodes,
             self.expert_train.truncated,
         );
+        let _ = writeln!(s, "![win rate per iteration](plots/win-rate.svg) ![average reward per iteration](plots/reward.svg)\n");
         let _ = writeln!(s, "## Per iteration\n");
         let _ = writeln!(
             s,
