@@ -280,3 +280,43 @@ fn a_budget_matched_rft_explores_as_many_episodes_as_eef() {
     let md = std::fs::read_to_string(tmp.path().join("small/report.md")).unwrap();
     assert!(md.contains("Episodes simulated"), "{md}");
 }
+
+#[test]
+fn several_expert_sources_are_tagged_and_selectable_per_method() {
+    use eef_runtime::config::{ExpertSource, MethodConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    // Expert data of two "experts": the vault expert's trajectories, split by task parity.
+    let mut first = config(&tmp.path().join("first"));
+    first.experiment.iterations = 0;
+    first.methods = vec![MethodConfig::new("sft")];
+    run(first).unwrap();
+    let all: Vec<Trajectory> = eef_runtime::jsonl::read(&tmp.path().join("first/small/expert.jsonl")).unwrap();
+    let parity = |t: &Trajectory| t.task_id.to_string().trim_start_matches("vault-").parse::<usize>().unwrap() % 2;
+    for (name, p) in [("gpt4", 0), ("gpt35", 1)] {
+        let mine: Vec<Trajectory> = all.iter().filter(|t| parity(t) == p).cloned().collect();
+        eef_runtime::jsonl::write(&tmp.path().join(format!("{name}.jsonl")), &mine).unwrap();
+    }
+    let mut c = config(tmp.path());
+    c.experiment.iterations = 1;
+    c.expert.sources = ["gpt4", "gpt35"].map(|n| ExpertSource { name: n.into(), from_file: tmp.path().join(format!("{n}.jsonl")) }).to_vec();
+    c.methods = vec![
+        MethodConfig::new("eef"),
+        MethodConfig { label: Some("EEF gpt4".into()), experts: Some(vec!["gpt4".into()]), ..MethodConfig::new("eef") },
+    ];
+    let report = run(c).unwrap();
+    let tags: Vec<Trajectory> = eef_runtime::jsonl::read(&tmp.path().join("small/expert.jsonl")).unwrap();
+    assert!(tags.iter().all(|t| (t.provenance.as_deref() == Some("gpt4")) == (parity(t) == 0)), "every expert trajectory carries its source");
+    assert_eq!(report.expert_sources.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["gpt4", "gpt35"]);
+    let examples = |dir: &str| -> Vec<eef_runtime::selection::TrainingExample> { eef_runtime::jsonl::read(&tmp.path().join(format!("small/{dir}/iter-1/selection.jsonl"))).unwrap() };
+    let expert_sources = |dir: &str| -> std::collections::BTreeSet<Option<String>> {
+        examples(dir).into_iter().filter(|e| e.trajectory.turns.iter().any(|t| t.actor == eef_runtime::Actor::Expert)).map(|e| e.trajectory.provenance).collect()
+    };
+    assert_eq!(expert_sources("eef"), [Some("gpt35".to_owned()), Some("gpt4".to_owned())].into_iter().collect());
+    assert_eq!(expert_sources("eef-gpt4"), [Some("gpt4".to_owned())].into_iter().collect(), "the method saw only its source");
+    let md = std::fs::read_to_string(tmp.path().join("small/report.md")).unwrap();
+    assert!(md.contains("Expert sources: `gpt4`"), "{md}");
+
+    let bad = "[experiment]\nname = \"x\"\n[[expert.sources]]\nname = \"gpt4\"\nfrom_file = \"a.jsonl\"\n[[methods]]\nselector = \"eef\"\nexperts = [\"gpt5\"]\n";
+    let err = ExperimentConfig::from_toml("bad.toml", bad).unwrap_err().to_string();
+    assert!(err.contains("bad.toml:8:") && err.contains("\"gpt5\", which [[expert.sources]] does not name (known: gpt4)"), "{err}");
+}

@@ -367,6 +367,7 @@ fn react_trajectory(k: usize, turns: &[(&str, &str, &str, bool)]) -> eef_runtime
         termination: Termination::Done,
         reward: 1.0,
         success: true,
+        provenance: None,
     }
 }
 

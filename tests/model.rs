@@ -45,6 +45,7 @@ fn expert_success(k: usize, instruction: String, turns: Vec<(String, String, boo
         termination: Termination::Done,
         reward: 1.0,
         success: true,
+        provenance: None,
     }
 }
 

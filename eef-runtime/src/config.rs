@@ -123,11 +123,25 @@ pub struct ExpertConfig {
     pub temperature: f32,
     /// Read expert trajectories from this JSONL file instead of running the expert.
     pub from_file: Option<PathBuf>,
+    /// Several expert data sets in one run instead (e.g. GPT-4's and GPT-3.5's trajectories, as
+    /// the paper's best row): each read from its file and tagged with its `name`
+    /// (`Trajectory::provenance`); `[[methods]] experts` selects which a method learns from.
+    pub sources: Vec<ExpertSource>,
+}
+
+/// One `[[expert.sources]]` entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpertSource {
+    /// The tag its trajectories carry, and the name methods select it by.
+    pub name: String,
+    /// A JSONL file of trajectories.
+    pub from_file: PathBuf,
 }
 
 impl Default for ExpertConfig {
     fn default() -> Self {
-        ExpertConfig { samples: 1, temperature: 0.0, from_file: None }
+        ExpertConfig { samples: 1, temperature: 0.0, from_file: None, sources: Vec::new() }
     }
 }
 
@@ -176,6 +190,10 @@ pub struct MethodConfig {
     /// `samples` each.
     #[serde(default)]
     pub match_budget_of: Option<String>,
+    /// The expert sources (`[[expert.sources]]` names) this method selects from (all when
+    /// absent). SFT, shared by every method, learns from all.
+    #[serde(default)]
+    pub experts: Option<Vec<String>>,
 }
 
 fn one() -> usize {
@@ -185,7 +203,7 @@ fn one() -> usize {
 impl MethodConfig {
     /// A method with default settings.
     pub fn new(selector: &str) -> Self {
-        MethodConfig { label: None, selector: selector.into(), samples: 1, iterations: None, match_budget_of: None }
+        MethodConfig { label: None, selector: selector.into(), samples: 1, iterations: None, match_budget_of: None, experts: None }
     }
 
     /// The label used in reports and directory names.
@@ -299,6 +317,24 @@ impl ExperimentConfig {
         for m in &self.methods {
             if m.samples == 0 {
                 return Err(at("samples", format!("method {:?}: samples must be at least 1", m.label())));
+            }
+        }
+        let mut names: Vec<&str> = self.expert.sources.iter().map(|s| s.name.as_str()).collect();
+        if self.expert.from_file.is_some() && !names.is_empty() {
+            return Err(at("sources", "[expert] from_file and [[expert.sources]] both name expert data; list the file as one of the sources".into()));
+        }
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(at("sources", format!("two expert sources are named {:?}", w[0])));
+        }
+        for m in &self.methods {
+            for e in m.experts.iter().flatten() {
+                if !names.contains(&e.as_str()) {
+                    return Err(at(
+                        &format!("\"{e}\""),
+                        format!("method {:?} selects the expert source {e:?}, which [[expert.sources]] does not name (known: {})", m.label(), names.join(", ")),
+                    ));
+                }
             }
         }
         let mut labels: Vec<String> = self.methods.iter().map(MethodConfig::label).collect();

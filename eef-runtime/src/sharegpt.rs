@@ -148,6 +148,7 @@ pub fn import(c: &Conversation, task_id: &str, success_threshold: f64) -> Result
         termination: Termination::Done,
         reward,
         success: reward >= success_threshold - 1e-9,
+        provenance: None,
     })
 }
 

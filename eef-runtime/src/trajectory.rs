@@ -152,6 +152,10 @@ pub struct Trajectory {
     pub reward: f64,
     /// Whether the reward counts as a success.
     pub success: bool,
+    /// Which expert source produced it (`[expert] sources`' name), for expert data read from
+    /// files; absent for the run's own expert and for the policy's episodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<String>,
 }
 
 impl Trajectory {

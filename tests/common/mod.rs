@@ -88,6 +88,7 @@ pub async fn explore(
                 jobs.push(EpisodeJob {
                     seed: eef_runtime::seed::derive(5, &id),
                     reset_seed,
+                    provenance: None,
                     id,
                     task: task.clone(),
                     start: start.clone(),

@@ -228,6 +228,11 @@ impl Experiment {
 
         let (experts, expert_eval) = runner.expert_phase(self.expert.clone(), &train).await?;
         let expert_train = Metrics::of(&experts);
+        let mut expert_sources: Vec<(String, Metrics)> = Vec::new();
+        for source in &self.config.expert.sources {
+            let mine: Vec<Trajectory> = experts.iter().filter(|t| t.provenance.as_deref() == Some(source.name.as_str())).cloned().collect();
+            expert_sources.push((source.name.clone(), Metrics::of(&mine)));
+        }
         let mut experts_by_task: ByTask = BTreeMap::new();
         for t in experts {
             experts_by_task.entry(t.task_id.clone()).or_default().push(t);
@@ -240,7 +245,14 @@ impl Experiment {
             let mut rows = vec![sft_row.clone()];
             if m.selector != "sft" {
                 let budget_of = m.match_budget_of.as_ref().map(|s| self.selectors[s].clone());
-                rows.extend(runner.method(m, selector.as_ref(), budget_of.as_deref(), &train, &experts_by_task).await?);
+                let mine: ByTask = match &m.experts {
+                    None => experts_by_task.clone(),
+                    Some(names) => experts_by_task
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.iter().filter(|t| t.provenance.as_ref().is_some_and(|p| names.contains(p))).cloned().collect()))
+                        .collect(),
+                };
+                rows.extend(runner.method(m, selector.as_ref(), budget_of.as_deref(), &train, &mine).await?);
             }
             methods.push(MethodReport { label: m.label(), selector: m.selector.clone(), iterations: rows });
         }
@@ -253,6 +265,7 @@ impl Experiment {
             eval_tasks: runner.eval_tasks.len(),
             dev_tasks: runner.dev_tasks.len(),
             expert_train,
+            expert_sources,
             expert_eval,
             methods,
         };
@@ -369,15 +382,28 @@ impl Runner<'_> {
 
     /// Expert trajectories on the training tasks, and the expert's metrics on the eval tasks.
     async fn expert_phase(&self, expert: Option<Arc<dyn Policy>>, train: &[Task]) -> Result<(Vec<Trajectory>, Metrics), Error> {
-        if let Some(path) = &self.config.expert.from_file {
-            let mut t: Vec<Trajectory> = jsonl::read(path)?;
+        let files: Vec<(Option<String>, &Path)> = match &self.config.expert.from_file {
+            Some(path) => vec![(None, path.as_path())],
+            None => self.config.expert.sources.iter().map(|s| (Some(s.name.clone()), s.from_file.as_path())).collect(),
+        };
+        if !files.is_empty() {
             let keep: HashSet<&TaskId> = train.iter().map(|t| &t.id).collect();
-            t.retain(|t| keep.contains(&t.task_id));
-            for x in &mut t {
-                x.reward = self.reward.score(x);
-                x.success = self.reward.is_success(x.reward);
+            let mut all = Vec::new();
+            for (name, path) in files {
+                let mut t: Vec<Trajectory> = jsonl::read(path)?;
+                t.retain(|t| keep.contains(&t.task_id));
+                for x in &mut t {
+                    x.reward = self.reward.score(x);
+                    x.success = self.reward.is_success(x.reward);
+                    if name.is_some() {
+                        x.provenance = name.clone();
+                    }
+                }
+                all.extend(t);
             }
-            return Ok((t, Metrics::default()));
+            // The run records the expert data it learnt from, tagged.
+            jsonl::write(&self.dir.file("expert.jsonl"), &all)?;
+            return Ok((all, Metrics::default()));
         }
         let expert = expert.ok_or_else(|| Error::Setup("no expert: call .expert(...) or set [expert] from_file".into()))?;
         let temperature = self.config.expert.temperature;
@@ -481,15 +507,15 @@ impl Runner<'_> {
         for task in train {
             let task_experts = experts.get(&task.id).map_or(&[][..], Vec::as_slice);
             for start in selector.plan(&PlanContext { task, experts: task_experts }) {
-                let (tag, prefix, reset_seed) = match &start {
-                    StartState::TaskStart => ("s0".to_owned(), Vec::new(), None),
+                let (tag, prefix, reset_seed, provenance) = match &start {
+                    StartState::TaskStart => ("s0".to_owned(), Vec::new(), None, None),
                     StartState::Expert { trajectory, step } => {
                         let Some(e) = task_experts.iter().find(|e| &e.id == trajectory) else {
                             tracing::warn!(%trajectory, "planned start names an unknown expert trajectory; skipped");
                             continue;
                         };
                         // The prefix is replayed with the expert's own seed, as it was recorded.
-                        (format!("{trajectory}@s{step}"), e.turns[..(*step).min(e.turns.len())].to_vec(), Some(e.seed))
+                        (format!("{trajectory}@s{step}"), e.turns[..(*step).min(e.turns.len())].to_vec(), Some(e.seed), e.provenance.clone())
                     }
                 };
                 let samples = samples_at(start_index);
@@ -499,6 +525,7 @@ impl Runner<'_> {
                     jobs.push(EpisodeJob {
                         seed: self.seed(&id),
                         reset_seed,
+                        provenance: provenance.clone(),
                         id,
                         task: task.clone(),
                         start: start.clone(),

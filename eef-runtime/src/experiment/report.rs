@@ -76,6 +76,9 @@ pub struct Report {
     pub dev_tasks: usize,
     /// The expert on the training tasks (its data).
     pub expert_train: Metrics,
+    /// Per expert source (`[[expert.sources]]`), its data on the training tasks.
+    #[serde(default)]
+    pub expert_sources: Vec<(String, Metrics)>,
     /// The expert on the evaluation tasks.
     pub expert_eval: Metrics,
     /// Per method.
@@ -124,6 +127,14 @@ impl Report {
             self.expert_train.episodes,
             self.expert_train.truncated,
         );
+        if !self.expert_sources.is_empty() {
+            let list: Vec<String> = self
+                .expert_sources
+                .iter()
+                .map(|(name, m)| format!("`{name}` {} wins / {:.3} reward ({} trajectories)", pct(m.win_rate), m.avg_reward, m.episodes))
+                .collect();
+            let _ = writeln!(s, "Expert sources: {}.\n", list.join("; "));
+        }
         let _ = writeln!(s, "![win rate per iteration](plots/win-rate.svg) ![average reward per iteration](plots/reward.svg)\n");
         let _ = writeln!(s, "## Per iteration\n");
         let _ = writeln!(

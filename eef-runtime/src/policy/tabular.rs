@@ -231,6 +231,7 @@ mod tests {
             termination: Termination::Done,
             reward: 1.0,
             success: true,
+            provenance: None,
         }
     }
 

@@ -23,6 +23,8 @@ pub struct EpisodeJob {
     /// when starting from one of its states, so that the replay reaches the recorded state in an
     /// environment whose reset depends on its seed. `None`: `seed`.
     pub reset_seed: Option<u64>,
+    /// The expert source the prefix comes from (copied to the trajectory's `provenance`).
+    pub provenance: Option<String>,
     /// Sampling temperature.
     pub temperature: f32,
     /// What the trajectory is recorded as.
@@ -33,7 +35,7 @@ impl EpisodeJob {
     /// A job from the task start.
     pub fn from_start(task: Task, sample: usize, seed: u64, temperature: f32, source: Source) -> Self {
         let id = format!("{}/s0/{}", task.id, sample);
-        EpisodeJob { id, task, start: StartState::TaskStart, prefix: Vec::new(), sample, seed, reset_seed: None, temperature, source }
+        EpisodeJob { id, task, start: StartState::TaskStart, prefix: Vec::new(), sample, seed, reset_seed: None, provenance: None, temperature, source }
     }
 
     /// The seed the environment is reset (and the prefix replayed) with.

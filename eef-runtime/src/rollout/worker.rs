@@ -135,6 +135,7 @@ impl Worker {
                 termination,
                 reward: 0.0,
                 success: false,
+                provenance: job.provenance.clone(),
             };
             t.reward = self.reward.score(&t);
             t.success = self.reward.is_success(t.reward);

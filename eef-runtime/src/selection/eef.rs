@@ -314,6 +314,7 @@ mod tests {
             termination,
             reward: f64::from(u8::from(success)),
             success,
+            provenance: None,
         }
     }
 
