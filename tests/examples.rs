@@ -68,3 +68,23 @@ fn seeds_runs_each_seed_in_its_own_directory_and_summarises_them() {
     assert!(md.contains("over 3 seeds (5, 6, 7)") && md.contains("| EEF |") && md.contains("| SFT |"), "{md}");
     assert_eq!(std::fs::read_to_string(tmp.path().join("few-seeds.md")).unwrap(), md);
 }
+
+/// `tests/Cargo.toml` lists its test files (`autotests = false`, the files sit at the crate
+/// root): a new file that is not listed would silently never build. This fails instead, naming
+/// the entry to add.
+#[test]
+fn every_test_file_is_listed_in_the_test_crate_manifest() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        if path.extension().is_some_and(|e| e == "rs") {
+            let stem = name.trim_end_matches(".rs");
+            assert!(
+                manifest.contains(&format!("path = \"{name}\"")),
+                "tests/{name} is not built: add\n\n[[test]]\nname = \"{stem}\"\npath = \"{name}\"\n\nto tests/Cargo.toml"
+            );
+        }
+    }
+}

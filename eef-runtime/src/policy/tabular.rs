@@ -1,4 +1,4 @@
-//! A count-based tabular policy: the stand-in model until the burn transformer lands.
+//! A count-based tabular policy: a fast, exact baseline for tests and the Vault experiments (the language-model policy is `model::LmPolicy`).
 //!
 //! It maps a *state key* derived from the observation (by default its last line) to counts of the
 //! actions trained on in that state. Acting samples from the counts (sharpened by temperature;
