@@ -320,3 +320,13 @@ fn several_expert_sources_are_tagged_and_selectable_per_method() {
     let err = ExperimentConfig::from_toml("bad.toml", bad).unwrap_err().to_string();
     assert!(err.contains("bad.toml:8:") && err.contains("\"gpt5\", which [[expert.sources]] does not name (known: gpt4)"), "{err}");
 }
+
+#[test]
+fn an_unregistered_selector_is_reported_at_its_place_in_the_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = "[experiment]\nname = \"x\"\n\n[[methods]]\nselector = \"sft\"\n\n[[methods]]\nselector = \"short_rft\"\n";
+    let mut c = ExperimentConfig::from_toml("exp.toml", text).unwrap();
+    c.experiment.run_dir = tmp.path().to_owned();
+    let err = run(c).unwrap_err().to_string();
+    assert!(err.contains("exp.toml:8:12") && err.contains("selector \"short_rft\", which is not registered"), "{err}");
+}

@@ -297,17 +297,17 @@ impl ExperimentConfig {
         Ok(config)
     }
 
+    /// An error positioned at the first occurrence of `needle` in the configuration's source
+    /// (line and column 0 when the configuration was not read from text).
+    pub fn error_at(&self, needle: &str, message: String) -> ConfigError {
+        let path = self.source.as_ref().map_or_else(|| PathBuf::from("<config>"), |(p, _)| p.clone());
+        let (line, column) = self.source.as_ref().and_then(|(_, s)| s.find(needle).map(|o| line_column(s, o))).unwrap_or((0, 0));
+        ConfigError { path, line, column, message }
+    }
+
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let path = self.source.as_ref().map_or_else(|| PathBuf::from("<config>"), |(p, _)| p.clone());
-        let at = |needle: &str, message: String| {
-            let (line, column) = self
-                .source
-                .as_ref()
-                .and_then(|(_, s)| s.find(needle).map(|o| line_column(s, o)))
-                .unwrap_or((0, 0));
-            ConfigError { path: path.clone(), line, column, message }
-        };
+        let at = |needle: &str, message: String| self.error_at(needle, message);
         if self.rollout.concurrency == 0 {
             return Err(at("concurrency", "rollout.concurrency must be at least 1".into()));
         }

@@ -162,18 +162,20 @@ impl Experiment {
         let make_policy = self.make_policy.clone().ok_or_else(|| Error::Setup("no policy: call .policy(...)".into()))?;
         for m in &self.config.methods {
             if !self.selectors.contains_key(&m.selector) {
-                return Err(Error::Setup(format!(
-                    "method {:?} uses selector {:?}, which is not registered; known: {}",
+                let message = format!(
+                    "method {:?} uses selector {:?}, which is not registered; known: {} (register your own with Experiment::selector)",
                     m.label(),
                     m.selector,
                     self.selectors.keys().cloned().collect::<Vec<_>>().join(", ")
-                )));
+                );
+                return Err(self.config.error_at(&format!("\"{}\"", m.selector), message).into());
             }
         }
         for m in &self.config.methods {
             if let Some(other) = &m.match_budget_of {
                 if !self.selectors.contains_key(other) {
-                    return Err(Error::Setup(format!("method {:?} matches the budget of selector {other:?}, which is not registered", m.label())));
+                    let message = format!("method {:?} matches the budget of selector {other:?}, which is not registered", m.label());
+                    return Err(self.config.error_at(&format!("\"{other}\""), message).into());
                 }
             }
         }
