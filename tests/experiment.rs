@@ -330,3 +330,38 @@ fn an_unregistered_selector_is_reported_at_its_place_in_the_config() {
     let err = run(c).unwrap_err().to_string();
     assert!(err.contains("exp.toml:8:12") && err.contains("selector \"short_rft\", which is not registered"), "{err}");
 }
+
+#[test]
+fn identical_runs_leave_identical_files_whatever_the_completion_order() {
+    let files = |root: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_owned()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "jsonl") {
+                    out.push((p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut ca = config(a.path());
+    ca.experiment.iterations = 1;
+    ca.rollout.concurrency = 8;
+    let mut cb = config(b.path());
+    cb.experiment.iterations = 1;
+    cb.rollout.concurrency = 3;
+    run(ca).unwrap();
+    run(cb).unwrap();
+    let (fa, fb) = (files(&a.path().join("small")), files(&b.path().join("small")));
+    assert!(fa.len() > 10);
+    for ((na, ba), (nb, bb)) in fa.iter().zip(&fb) {
+        assert_eq!(na, nb);
+        assert!(ba == bb, "{na} differs between two identical runs");
+    }
+}

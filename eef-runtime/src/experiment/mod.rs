@@ -331,11 +331,20 @@ impl Runner<'_> {
                 .run(label, policy, self.reward.clone(), todo, self.cancel.clone(), |t| out.append(t))
                 .await?;
             done.extend(new.into_iter().map(|t| (t.id.clone(), t)));
+            drop(out);
         }
-        order
+        let ordered: Vec<Trajectory> = order
             .iter()
             .map(|id| done.remove(id).ok_or_else(|| Error::Setup(format!("episode {id} missing after rollout"))))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        // Episodes were appended as they finished (a kill loses none); once the phase is
+        // complete the file is rewritten in job order (by task, then start, then sample), so
+        // identical runs leave identical files whatever the concurrency.
+        let text: String = ordered.iter().map(|t| serde_json::to_string(t).map(|l| l + "\n")).collect::<Result<_, _>>().map_err(|e| Error::Setup(e.to_string()))?;
+        if std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()) {
+            jsonl::write_atomic(path, text.as_bytes()).map_err(|e| Error::io(path, e))?;
+        }
+        Ok(ordered)
     }
 
     fn eval_jobs(&self, prefix: &str, temperature: f32) -> Vec<EpisodeJob> {
