@@ -365,3 +365,20 @@ fn identical_runs_leave_identical_files_whatever_the_completion_order() {
         assert!(ba == bb, "{na} differs between two identical runs");
     }
 }
+
+#[test]
+fn a_finished_run_is_extended_by_more_iterations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = config(tmp.path());
+    c.experiment.iterations = 1;
+    let one = run(c.clone()).unwrap();
+    let mtime = |p: &str| std::fs::metadata(tmp.path().join("small").join(p)).unwrap().modified().unwrap();
+    let first = mtime("eef/iter-1/checkpoint/trained.json");
+    c.experiment.iterations = 2;
+    let two = run(c).unwrap();
+    let eef = |r: &Report| r.methods.iter().find(|m| m.label == "EEF").unwrap().iterations.clone();
+    assert_eq!(eef(&two).len(), 3, "iterations 0, 1 and the new 2");
+    assert_eq!(eef(&two)[..2], eef(&one)[..], "the finished iterations are kept, not rerun");
+    assert_eq!(mtime("eef/iter-1/checkpoint/trained.json"), first);
+    assert!(tmp.path().join("small/eef/iter-2/iteration.json").exists());
+}

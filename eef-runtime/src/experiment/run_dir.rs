@@ -45,10 +45,15 @@ pub fn slug(label: &str) -> String {
 
 fn comparable(config: &ExperimentConfig) -> Result<String, Error> {
     // Settings that do not change results may differ between a run and its resumption.
+    // The iteration count only extends (or shortens) a run: finished iterations are kept.
     let mut c = config.clone();
     c.rollout.concurrency = 1;
     c.rollout.max_batch = 1;
     c.rollout.progress = false;
+    c.experiment.iterations = 0;
+    for m in &mut c.methods {
+        m.iterations = None;
+    }
     toml::to_string(&c).map_err(|e| Error::Setup(format!("cannot serialise the configuration: {e}")))
 }
 
@@ -67,12 +72,23 @@ impl RunDir {
         if path.exists() {
             let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
             let theirs = ExperimentConfig::from_toml(&path, &text).map_err(Error::Config)?;
-            if comparable(&theirs)? != ours {
+            let theirs_c = comparable(&theirs)?;
+            if theirs_c != ours {
+                let was: Vec<&str> = theirs_c.lines().filter(|l| !ours.lines().any(|o| o == *l)).take(6).collect();
+                let now: Vec<&str> = ours.lines().filter(|l| !theirs_c.lines().any(|o| o == *l)).take(6).collect();
                 return Err(Error::Setup(format!(
-                    "{} holds a run started with a different configuration; resume it with that \
-                     configuration, choose another [experiment] name, or start afresh (--fresh)",
-                    dir.root.display()
+                    "{} holds a run started with a different configuration (it had: {}; now: {}); resume it with that \
+                     configuration, choose another [experiment] name, or start afresh (--fresh). Only the number of \
+                     iterations may change between runs (it extends the run)",
+                    dir.root.display(),
+                    was.join(" | "),
+                    now.join(" | ")
                 )));
+            }
+            if theirs != *config {
+                // Only the iteration counts changed: record the configuration now in force.
+                let text = toml::to_string(config).map_err(|e| Error::Setup(e.to_string()))?;
+                crate::jsonl::write_atomic(&path, text.as_bytes()).map_err(|e| Error::io(&path, e))?;
             }
         } else {
             let text = toml::to_string(config).map_err(|e| Error::Setup(e.to_string()))?;
