@@ -382,3 +382,20 @@ fn a_finished_run_is_extended_by_more_iterations() {
     assert_eq!(mtime("eef/iter-1/checkpoint/trained.json"), first);
     assert!(tmp.path().join("small/eef/iter-2/iteration.json").exists());
 }
+
+#[test]
+fn resuming_a_run_of_other_code_is_refused_unless_asked_for() {
+    use eef_runtime::experiment::code::CodeIdentity;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = config(tmp.path());
+    c.experiment.iterations = 1;
+    let code = |f: &str| CodeIdentity { fingerprint: f.into(), git: Some(format!("commit-{f}")) };
+    let go = |fp: &str, anyway: bool| runtime().block_on(eef_experiments::vault::experiment(c.clone()).unwrap().code(code(fp)).resume_anyway(anyway).run());
+    let first = go("aaa", false).unwrap();
+    assert_eq!(go("aaa", false).unwrap(), first, "the same code resumes");
+    let err = go("bbb", false).unwrap_err().to_string();
+    assert!(err.contains("produced by different code (fingerprint aaa -> bbb; git commit-aaa -> commit-bbb)") && err.contains("--fresh") && err.contains("--resume-anyway"), "{err}");
+    go("bbb", true).unwrap();
+    let recorded: CodeIdentity = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("small/code.json")).unwrap()).unwrap();
+    assert_eq!(recorded, code("bbb"), "the run now records the code that continued it");
+}

@@ -32,6 +32,10 @@ pub struct Args {
     /// interval over the seeds (also written to `<run_dir>/<name>-seeds.md`).
     #[arg(long, default_value_t = 1)]
     pub seeds: usize,
+    /// Resume a run even though it was produced by a different build of the code (its finished
+    /// phases are kept as they are).
+    #[arg(long)]
+    pub resume_anyway: bool,
 }
 
 impl Args {
@@ -93,7 +97,7 @@ pub fn run_seeds(args: &Args, default_config: &str, build: &dyn Fn(ExperimentCon
         config.experiment.name = format!("{}-seed{}", base.experiment.name, config.experiment.seed);
         eprintln!("seed {} ({} of {}): {}", config.experiment.seed, k + 1, args.seeds, config.run_path().display());
         seeds.push(config.experiment.seed);
-        reports.push(run_config(config, args.fresh, build)?);
+        reports.push(run_config(config, args, build)?);
     }
     let md = eef_runtime::experiment::seeds::seeds_markdown(&seeds, &reports);
     let path = base.experiment.run_dir.join(format!("{}-seeds.md", base.experiment.name));
@@ -102,11 +106,14 @@ pub fn run_seeds(args: &Args, default_config: &str, build: &dyn Fn(ExperimentCon
 }
 
 fn run(args: &Args, default_config: &str, build: &dyn Fn(ExperimentConfig) -> Result<Experiment, Error>) -> Result<Report, Error> {
-    run_config(args.load_config(default_config)?, args.fresh, build)
+    run_config(args.load_config(default_config)?, args, build)
 }
 
-fn run_config(config: ExperimentConfig, fresh: bool, build: &dyn Fn(ExperimentConfig) -> Result<Experiment, Error>) -> Result<Report, Error> {
-    let experiment = build(config)?.fresh(fresh);
+fn run_config(config: ExperimentConfig, args: &Args, build: &dyn Fn(ExperimentConfig) -> Result<Experiment, Error>) -> Result<Report, Error> {
+    let experiment = build(config)?
+        .fresh(args.fresh)
+        .resume_anyway(args.resume_anyway)
+        .code(eef_runtime::experiment::code::CodeIdentity::of_current_exe());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

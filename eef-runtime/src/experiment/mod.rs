@@ -23,6 +23,7 @@
 //! ```
 
 mod dataset;
+pub mod code;
 pub mod metrics;
 pub mod plots;
 pub mod report;
@@ -67,6 +68,8 @@ pub struct Experiment {
     cancel: CancellationToken,
     note: Option<String>,
     fresh: bool,
+    code: Option<code::CodeIdentity>,
+    resume_anyway: bool,
 }
 
 impl std::fmt::Debug for Experiment {
@@ -100,6 +103,8 @@ impl Experiment {
             cancel: CancellationToken::new(),
             note: None,
             fresh: false,
+            code: None,
+            resume_anyway: false,
         }
     }
 
@@ -142,6 +147,19 @@ impl Experiment {
     /// Deletes an existing run directory of the same name instead of resuming it.
     pub fn fresh(mut self, fresh: bool) -> Self {
         self.fresh = fresh;
+        self
+    }
+
+    /// Records what code produces the run (`code.json`) and refuses to resume a run produced by
+    /// other code ([`code::check`]). The examples pass [`code::CodeIdentity::of_current_exe`].
+    pub fn code(mut self, code: code::CodeIdentity) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// Resumes a run even when it was produced by other code (`--resume-anyway`).
+    pub fn resume_anyway(mut self, yes: bool) -> Self {
+        self.resume_anyway = yes;
         self
     }
 
@@ -191,6 +209,9 @@ impl Experiment {
             }
         }
         let dir = RunDir::open(&self.config, self.fresh)?;
+        if let Some(code) = &self.code {
+            code::check(dir.root(), code, self.resume_anyway, dir.file("expert.jsonl").exists())?;
+        }
         let probe = factory.make(0)?;
         let env_name = probe.name().to_owned();
         let all_tasks = probe.tasks();
