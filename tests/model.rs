@@ -263,10 +263,18 @@ fn batched_actions_equal_actions_taken_alone() {
 /// optimizer steps), a checkpoint after every step when `ckpt` is given; with `lora`, only LoRA
 /// adapters train (and only they are checkpointed).
 fn resumable_run(ckpt: Option<&std::path::Path>, lora: bool) -> eef_runtime::model::LmPolicy<CpuTrain> {
-    use eef_runtime::model::{LmPolicy, LmSettings, LoraSettings};
     use eef_runtime::policy::{Policy, TrainConfig};
-    use eef_runtime::Trajectory;
-    let data: Vec<Trajectory> = (0..32)
+    let (data, settings) = resumable_setup(lora);
+    let mut p = eef_runtime::model::LmPolicy::<CpuTrain>::new(settings, Default::default());
+    let cfg = TrainConfig { epochs: 20, seed: 11, checkpoint_dir: ckpt.map(|d| d.to_path_buf()), ..TrainConfig::default() };
+    p.train(&data, &cfg).unwrap();
+    p
+}
+
+/// The data and settings of [`resumable_run`].
+fn resumable_setup(lora: bool) -> (Vec<eef_runtime::Trajectory>, eef_runtime::model::LmSettings) {
+    use eef_runtime::model::{LmSettings, LoraSettings};
+    let data: Vec<eef_runtime::Trajectory> = (0..32)
         .map(|k| {
             let turns = vec![(format!("a hall with {} doors", k % 5), format!("go[{}]", k % 5), true), ("a lever".into(), format!("pull[{}]", k % 3), true)];
             expert_success(k, format!("open vault {k} of {}", k * 7 % 11), turns)
@@ -278,10 +286,47 @@ fn resumable_run(ckpt: Option<&std::path::Path>, lora: bool) -> eef_runtime::mod
     if lora {
         settings.lora = Some(LoraSettings { rank: 4, alpha: 8.0, ..LoraSettings::default() });
     }
-    let mut p = LmPolicy::<CpuTrain>::new(settings, Default::default());
-    let cfg = TrainConfig { epochs: 20, seed: 11, checkpoint_dir: ckpt.map(|d| d.to_path_buf()), ..TrainConfig::default() };
-    p.train(&data, &cfg).unwrap();
-    p
+    (data, settings)
+}
+
+/// Ctrl-C during training: the stop signal ends it at the next optimizer step with its
+/// checkpoint saved (not after the remaining epochs), and training again resumes from that step
+/// to the uninterrupted result.
+#[test]
+fn a_stop_signal_ends_training_at_the_next_step_and_the_run_resumes_from_it() {
+    use eef_runtime::policy::{Policy, PolicyError, StopSignal, TrainConfig};
+    use eef_runtime::rollout::CancellationToken;
+    let (data, settings) = resumable_setup(false);
+    let ckpt = tempfile::tempdir().unwrap();
+    let token = CancellationToken::new();
+    let cfg = TrainConfig { epochs: 20, seed: 11, checkpoint_dir: Some(ckpt.path().to_owned()), ..TrainConfig::default() };
+    let mut p = eef_runtime::model::LmPolicy::<CpuTrain>::new(settings.clone(), Default::default());
+    let canceller = {
+        let token = token.clone();
+        let dir = ckpt.path().to_owned();
+        // Cancel once training has checkpointed a few steps (however slow the machine is).
+        std::thread::spawn(move || {
+            while std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0) == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            token.cancel();
+        })
+    };
+    let err = p.train(&data, &TrainConfig { stop: StopSignal::new(token), ..cfg.clone() }).unwrap_err();
+    canceller.join().unwrap();
+    assert!(matches!(err, PolicyError::Cancelled), "{err}");
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ckpt.path().join("progress.json")).unwrap()).unwrap();
+    let step = saved["step"].as_u64().unwrap();
+    assert!(step > 0 && step < 320, "stopped at step {step} of 320");
+    // Training again resumes from the checkpoint and ends where an uninterrupted run ends.
+    let mut resumed = eef_runtime::model::LmPolicy::<CpuTrain>::new(settings, Default::default());
+    resumed.train(&data, &cfg).unwrap();
+    let weights = |p: &dyn Policy| {
+        let dir = tempfile::tempdir().unwrap();
+        p.save(dir.path()).unwrap();
+        std::fs::read(dir.path().join("model.safetensors")).unwrap()
+    };
+    assert!(weights(&resumed) == weights(&resumable_run(None, false)), "the resumed training ends as an uninterrupted one");
 }
 
 /// Kills a training child process (SIGKILL) after a few checkpointed steps, resumes in this

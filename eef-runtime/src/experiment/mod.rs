@@ -500,9 +500,14 @@ impl Runner<'_> {
             return Ok((self.load_policy(Some(&ckpt))?, report));
         }
         let policy = self.load_policy(start_from)?;
-        let trained = policy.with_mut(|p| p.train(data, cfg))?;
+        let cfg = &TrainConfig { stop: crate::policy::StopSignal::new(self.cancel.clone()), ..cfg.clone() };
+        let cancelled = |e: crate::policy::PolicyError| match e {
+            crate::policy::PolicyError::Cancelled => Error::Cancelled,
+            e => Error::from(e),
+        };
+        let trained = policy.with_mut(|p| p.train(data, cfg)).map_err(cancelled)?;
         if !pairs.is_empty() {
-            policy.with_mut(|p| p.train_preferences(pairs, cfg))?;
+            policy.with_mut(|p| p.train_preferences(pairs, cfg)).map_err(cancelled)?;
         }
         std::fs::create_dir_all(&ckpt).map_err(|e| Error::io(&ckpt, e))?;
         policy.with(|p| p.save(&ckpt))?;

@@ -201,7 +201,7 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
             Err(e) => return (trainer.into_model(), Err(other(e))),
         };
         if progress.micro > 0 {
-            tracing::info!(step = progress.step, epoch = progress.epoch, "training resumed from its checkpoint");
+            tracing::warn!(step = progress.step, epoch = progress.epoch, "training resumed from its checkpoint");
         }
         for epoch in 0..epochs {
             // Each epoch's order depends only on the seed and the epoch (nothing to save).
@@ -210,6 +210,16 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
             for (batch, chunk) in order.chunks(bs).enumerate() {
                 if progress.done(epoch, batch) {
                     continue;
+                }
+                if config.stop.is_raised() && trainer.at_step_boundary() {
+                    // Ctrl-C: keep the work done so far and stop within one optimizer step.
+                    if let Some(dir) = ckpt_dir {
+                        if let Err(e) = checkpoint::save(dir, &trainer, &progress) {
+                            return (trainer.into_model(), Err(PolicyError::Checkpoint { path: dir.display().to_string(), message: e }));
+                        }
+                        tracing::warn!(step = progress.step, dir = %dir.display(), "training stopped; its checkpoint is saved and the next run resumes from it");
+                    }
+                    return (trainer.into_model(), Err(PolicyError::Cancelled));
                 }
                 let micro: Vec<(Vec<u32>, Vec<bool>)> = chunk.iter().map(|&i| seqs[i].clone()).collect();
                 let loss = trainer.micro_step(Batch::new(&micro, pad, &self.device));

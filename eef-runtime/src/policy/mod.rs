@@ -90,9 +90,36 @@ pub enum PolicyError {
         /// What went wrong.
         message: String,
     },
+    /// Training was stopped by cancellation (Ctrl-C) at an optimizer step; its mid-training
+    /// checkpoint is saved when it has a folder, and the next run resumes from it.
+    #[error("training stopped by cancellation")]
+    Cancelled,
     /// Anything else.
     #[error("{0}")]
     Other(String),
+}
+
+/// Asks a long training call to stop at its next optimizer step (set by the experiment from its
+/// cancellation token). Not part of the settings: two signals always compare equal.
+#[derive(Clone, Debug, Default)]
+pub struct StopSignal(Option<crate::rollout::CancellationToken>);
+
+impl StopSignal {
+    /// A signal raised when `token` is cancelled.
+    pub fn new(token: crate::rollout::CancellationToken) -> Self {
+        StopSignal(Some(token))
+    }
+
+    /// Whether training should stop.
+    pub fn is_raised(&self) -> bool {
+        self.0.as_ref().is_some_and(|t| t.is_cancelled())
+    }
+}
+
+impl PartialEq for StopSignal {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// Training settings passed to [`Policy::train`].
@@ -113,13 +140,16 @@ pub struct TrainConfig {
     /// The iteration being trained (0 = SFT); set by the experiment, not a config key.
     #[serde(skip)]
     pub iteration: usize,
+    /// Raised to stop training at the next optimizer step (Ctrl-C); set by the experiment.
+    #[serde(skip)]
+    pub stop: StopSignal,
     /// `[train.dpo]`: preference training (ETO's method).
     pub dpo: DpoConfig,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { epochs: 1, learning_rate: 1e-5, seed: 0, checkpoint_dir: None, iteration: 0, dpo: DpoConfig::default() }
+        TrainConfig { epochs: 1, learning_rate: 1e-5, seed: 0, checkpoint_dir: None, iteration: 0, stop: StopSignal::default(), dpo: DpoConfig::default() }
     }
 }
 
