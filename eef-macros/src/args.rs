@@ -30,9 +30,13 @@ impl Args {
                 continue;
             };
             if !allowed.iter().any(|a| key == a) {
+                let hint = match closest(&key.to_string(), allowed) {
+                    Some(near) => format!("did you mean `{near}`? "),
+                    None => String::new(),
+                };
                 push(
                     &mut errors,
-                    syn::Error::new(key.span(), format!("unknown argument `{key}` for #[{macro_name}]; {}", expected(allowed))),
+                    syn::Error::new(key.span(), format!("unknown argument `{key}` for #[{macro_name}]; {hint}{}", expected(allowed))),
                 );
                 continue;
             }
@@ -92,6 +96,17 @@ impl Args {
             Some(other) => Err(syn::Error::new_spanned(other, format!("`{key}` takes the path of a function, e.g. `{key} = my_plan`"))),
         }
     }
+}
+
+/// The candidate `word` is most likely a misspelling of: within one edit for short names, two
+/// for names of six characters or more.
+pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::levenshtein(word, c), *c))
+        .filter(|(d, c)| *d > 0 && *d <= if c.len() >= 6 { 2 } else { 1 })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
 }
 
 fn expected(allowed: &[&str]) -> String {

@@ -96,7 +96,7 @@ fn check_method(f: &ImplItemFn, spec: &MethodSpec, errors: &mut Option<syn::Erro
 }
 
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let imp: ItemImpl = match syn::parse2(item.clone()) {
+    let mut imp: ItemImpl = match syn::parse2(item.clone()) {
         Ok(i) => i,
         Err(_) => {
             let head: TokenStream = item.clone().into_iter().take(2).collect();
@@ -118,6 +118,43 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 
     let mut errors = None;
+    // `#[env(skip)]` marks a deliberate helper whose name is close to a hook's; it is consumed
+    // here (the emitted impl carries no such attribute).
+    let mut helpers: Vec<syn::Ident> = Vec::new();
+    for item in &mut imp.items {
+        if let ImplItem::Fn(f) = item {
+            let mut keep = Vec::new();
+            for attr in std::mem::take(&mut f.attrs) {
+                if !attr.path().is_ident("env") {
+                    keep.push(attr);
+                    continue;
+                }
+                match attr.parse_args::<syn::Ident>() {
+                    Ok(i) if i == "skip" => helpers.push(f.sig.ident.clone()),
+                    _ => push(&mut errors, syn::Error::new_spanned(&attr, "the only `env` attribute is `#[env(skip)]`, which marks a helper method that is not an environment hook")),
+                }
+            }
+            f.attrs = keep;
+        }
+    }
+    let hook_names: Vec<&str> = METHODS.iter().map(|m| m.name).collect();
+    for item in &imp.items {
+        if let ImplItem::Fn(f) = item {
+            let name = f.sig.ident.to_string();
+            if helpers.contains(&f.sig.ident) || hook_names.contains(&name.as_str()) {
+                continue;
+            }
+            if let Some(hook) = crate::args::closest(&name, &hook_names) {
+                push(
+                    &mut errors,
+                    syn::Error::new(
+                        f.sig.ident.span(),
+                        format!("`{name}` is not an environment hook, so #[environment] would ignore it; did you mean `{hook}`? (for a helper method of that name, mark it `#[env(skip)]`)"),
+                    ),
+                );
+            }
+        }
+    }
     let mut name = None;
     let mut max_steps = None;
     match Args::parse(args, "environment", &["name", "max_steps"]) {
@@ -210,8 +247,20 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             quote!(#f(self, task))
         }
     };
+    // The conversions are spanned on the user's return types, so a wrong one is reported on the
+    // line to change.
+    let ret_span = |m: &str| find(m).map_or(Span::call_site(), |f| match &f.sig.output {
+        syn::ReturnType::Type(_, ty) => ty.span(),
+        syn::ReturnType::Default => f.sig.ident.span(),
+    });
+    let convert = |m: &str, call: TokenStream| {
+        let span = ret_span(m);
+        // The path is written out inside `quote_spanned!` so that all of it carries the span.
+        quote_spanned!(span=> ::eef_runtime::__private::IntoEnvResult::into_env_result(#call))
+    };
     let replay = find("replay").map(|_| {
         let f = call("replay");
+        let body = convert("replay", quote!(#f(self, task, seed, prefix)));
         quote! {
             fn replay(
                 &mut self,
@@ -219,10 +268,12 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                 seed: u64,
                 prefix: &[#p::String],
             ) -> #p::Result<#p::ReplayOutcome, #p::EnvError> {
-                #p::IntoEnvResult::into_env_result(#f(self, task, seed, prefix))
+                #body
             }
         }
     });
+    let reset_body = convert("reset", quote!(#reset(self, task, seed)));
+    let step_body = convert("step", quote!(#step(self, action)));
     quote! {
         #imp
 
@@ -234,10 +285,10 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                 #tasks(self)
             }
             fn reset(&mut self, task: &#p::Task, seed: u64) -> #p::Result<#p::String, #p::EnvError> {
-                #p::IntoEnvResult::into_env_result(#reset(self, task, seed))
+                #reset_body
             }
             fn step(&mut self, action: &str) -> #p::Result<#p::StepResult, #p::EnvError> {
-                #p::IntoEnvResult::into_env_result(#step(self, action))
+                #step_body
             }
             #valid
             #[allow(unused_variables)]

@@ -33,7 +33,9 @@ use proc_macro::TokenStream;
 /// ```
 ///
 /// Arguments: `name = "..."` (default: the type's name in lower case) and `max_steps = N`
-/// (required unless the block defines `max_steps`).
+/// (required unless the block defines `max_steps`). A method whose name is one edit away from a
+/// hook's (two for longer names), e.g. `valid_action`, is an error that names the hook; mark a
+/// deliberate helper of such a name `#[env(skip)]`.
 #[proc_macro_attribute]
 pub fn environment(args: TokenStream, item: TokenStream) -> TokenStream {
     environment::expand(args.into(), item.into()).into()

@@ -148,6 +148,11 @@ where
 
 /// Conversion used by `#[environment]` so that infallible environments can return plain values:
 /// a method may return `T` or `Result<T, E>` with `E: Into<EnvError>`.
+#[diagnostic::on_unimplemented(
+    message = "an #[environment] method returns `{Self}`, which is not a return type the macro accepts",
+    label = "this return type",
+    note = "each method returns its value, or `Result<value, E>` with `E: Into<EnvError>`: `reset` returns the first observation (`String`); `step` returns `StepResult` (`StepResult::running(obs, reward)` or `StepResult::finished(obs, reward)`), not a gym-style tuple; `replay` returns `ReplayOutcome`"
+)]
 pub trait IntoEnvResult<T> {
     /// Converts into the trait's `Result`.
     fn into_env_result(self) -> Result<T, EnvError>;

@@ -1,0 +1,21 @@
+use eef_runtime::prelude::*;
+
+struct Env;
+
+#[environment(max_steps = 10)]
+impl Env {
+    fn tasks(&self) -> Vec<Task> {
+        Vec::new()
+    }
+    fn reset(&mut self, _task: &Task, _seed: u64) -> String {
+        String::new()
+    }
+    fn step(&mut self, _action: &str) -> StepResult {
+        StepResult::running("", 0.0)
+    }
+    fn valid_action(&self) -> Option<Vec<String>> {
+        Some(vec!["look".into()])
+    }
+}
+
+fn main() {}
