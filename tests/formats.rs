@@ -42,3 +42,38 @@ fn sharegpt_rejects_unknown_roles() {
     let err = sharegpt::import(&c, "x", 1.0).unwrap_err().to_string();
     assert!(err.contains("unknown role \"robot\""), "{err}");
 }
+
+#[test]
+fn a_selection_exports_to_sharegpt_with_its_masks() {
+    use eef_runtime::selection::{Reason, TrainingExample};
+    use eef_runtime::{Actor, Source, StartState, Termination, Trajectory, Turn};
+    let turn = |o: &str, a: &str, trainable: bool| Turn { observation: o.into(), thought: Some("think".into()), action: a.into(), actor: Actor::Expert, reward: 0.0, trainable };
+    let t = Trajectory {
+        id: "t0".into(),
+        task_id: "task-0".into(),
+        instruction: "open it".into(),
+        source: Source::Expert,
+        start: StartState::TaskStart,
+        sample: 0,
+        seed: 0,
+        turns: vec![turn("a door", "pull[red]", false), turn("a hall", "go[1]", true)],
+        final_observation: "done".into(),
+        termination: Termination::Done,
+        reward: 1.0,
+        success: true,
+        provenance: None,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("selection.jsonl");
+    eef_runtime::jsonl::write(&input, &[TrainingExample { trajectory: t.clone(), reason: Reason::ExpertSuccess }]).unwrap();
+    let out = tmp.path().join("out.json");
+    let summary = eef_experiments::export::to_sharegpt(&input, &out).unwrap();
+    assert!(summary.contains("1 conversations (1 with masked actions)"), "{summary}");
+    let conversations: Vec<eef_runtime::sharegpt::Conversation> = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let gpt: Vec<_> = conversations[0].conversations.iter().filter(|m| m.from == "gpt").collect();
+    assert_eq!(gpt.iter().map(|m| m.weight).collect::<Vec<_>>(), [Some(0), Some(1)]);
+    assert_eq!(gpt[0].value, "Thought: think\nAction: pull[red]");
+    // And back: the masks survive the round trip.
+    let back = eef_runtime::sharegpt::import(&conversations[0], "task-0", 1.0).unwrap();
+    assert_eq!(back.turns.iter().map(|x| x.trainable).collect::<Vec<_>>(), [false, true]);
+}

@@ -18,6 +18,11 @@ pub struct Message {
     pub from: String,
     /// The text.
     pub value: String,
+    /// Whether a `gpt` message carries loss (axolotl's per-message `weight`: 0 = masked, as EEF
+    /// masks harmful expert actions and the replayed prefix); written only when some action of
+    /// the conversation is masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u8>,
 }
 
 /// One conversation.
@@ -68,23 +73,26 @@ pub fn parse_action(text: &str) -> Option<(Option<String>, String)> {
 /// Exports a trajectory.
 pub fn export(t: &Trajectory) -> Conversation {
     let mut msgs = Vec::with_capacity(t.turns.len() * 2 + 1);
+    let masked = t.turns.iter().any(|x| !x.trainable);
     for (i, turn) in t.turns.iter().enumerate() {
         let value = if i == 0 {
             format!("Instruction: {}\n{}", t.instruction, turn.observation)
         } else {
             turn.observation.clone()
         };
-        msgs.push(Message { from: "human".into(), value });
-        msgs.push(Message { from: "gpt".into(), value: render_action(turn.thought.as_deref(), &turn.action) });
+        msgs.push(Message { from: "human".into(), value, weight: None });
+        let weight = masked.then_some(u8::from(turn.trainable));
+        msgs.push(Message { from: "gpt".into(), value: render_action(turn.thought.as_deref(), &turn.action), weight });
     }
     if !t.final_observation.is_empty() {
-        msgs.push(Message { from: "human".into(), value: t.final_observation.clone() });
+        msgs.push(Message { from: "human".into(), value: t.final_observation.clone(), weight: None });
     }
     Conversation { id: serde_json::Value::String(t.id.clone()), conversations: msgs, reward: Some(t.reward) }
 }
 
 /// Imports a conversation as an expert trajectory of `task_id`. Step rewards are unknown and set
-/// to 0 except the last, which takes the recorded reward; every action turn is trainable.
+/// to 0 except the last, which takes the recorded reward; every action turn is trainable unless
+/// its message has `weight: 0`.
 pub fn import(c: &Conversation, task_id: &str, success_threshold: f64) -> Result<Trajectory, ImportError> {
     let id = match &c.id {
         serde_json::Value::String(s) => s.clone(),
@@ -106,7 +114,7 @@ pub fn import(c: &Conversation, task_id: &str, success_threshold: f64) -> Result
                     action,
                     actor: Actor::Expert,
                     reward: 0.0,
-                    trainable: true,
+                    trainable: m.weight != Some(0),
                 }),
                 None => {
                     // Context such as ETO's "OK" acknowledgement of the task prompt.

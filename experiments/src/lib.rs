@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod export;
 pub mod hf_export;
 pub mod lm;
 pub mod lm_bench;

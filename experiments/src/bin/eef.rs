@@ -1,5 +1,6 @@
 //! The `eef` command: `eef plan --config FILE` tells whether a configuration's run fits a device
-//! before you rent one.
+//! before you rent one; `eef export --format sharegpt FILE.jsonl -o OUT.json` hands a run's
+//! trajectories or selection to another trainer.
 //!
 //! ```text
 //! cargo run --release --bin eef -- plan --config experiments/configs/webshop-llama3-8b.toml \
@@ -30,19 +31,30 @@ enum Command {
         #[arg(long, default_value_t = 80.0)]
         device_gib: f64,
     },
+    /// Converts a run's JSONL (trajectories, selection or data set) for another trainer.
+    Export {
+        /// The JSONL file (e.g. `runs/webshop/eef/iter-1/dataset.jsonl`).
+        input: PathBuf,
+        /// The output format.
+        #[arg(long, value_enum, default_value_t = Format::Sharegpt)]
+        format: Format,
+        /// Where to write it.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+}
+
+/// Export formats.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    /// ShareGPT conversations (`from`/`value`; masked actions carry `weight: 0`).
+    Sharegpt,
 }
 
 fn main() -> std::process::ExitCode {
-    match Cli::parse().command {
-        Command::Plan { config, model_config, device_gib } => match eef_experiments::plan::run(&config, model_config, device_gib) {
-            Ok(text) => {
-                println!("{text}");
-                std::process::ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                std::process::ExitCode::FAILURE
-            }
-        },
-    }
+    let result = match Cli::parse().command {
+        Command::Plan { config, model_config, device_gib } => eef_experiments::plan::run(&config, model_config, device_gib),
+        Command::Export { input, format: Format::Sharegpt, output } => eef_experiments::export::to_sharegpt(&input, &output),
+    };
+    eef_experiments::cli::print_report(result)
 }
