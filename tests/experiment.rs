@@ -138,7 +138,8 @@ impl Policy for KilledAfter {
     }
 }
 
-fn all_records(root: &Path) -> Vec<(String, String)> {
+/// Every JSONL file under `root` (relative path, bytes), sorted by path.
+fn jsonl_files(root: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_owned()];
     while let Some(d) = stack.pop() {
@@ -147,10 +148,7 @@ fn all_records(root: &Path) -> Vec<(String, String)> {
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "jsonl") {
-                let rel = p.strip_prefix(root).unwrap().display().to_string();
-                let mut lines: Vec<String> = std::fs::read_to_string(&p).unwrap().lines().map(str::to_owned).collect();
-                lines.sort();
-                out.extend(lines.into_iter().map(|l| (rel.clone(), l)));
+                out.push((p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
             }
         }
     }
@@ -173,17 +171,25 @@ fn a_killed_run_resumes_to_the_same_result_without_losing_trajectories() {
         let res = runtime().block_on(exp.run());
         assert!(matches!(res, Err(Error::Cancelled)), "the run was interrupted at {limit}: {res:?}");
     }
-    let before = all_records(&killed.path().join("small"));
+    let lines = |files: &[(String, Vec<u8>)]| -> Vec<(String, String)> {
+        files.iter().flat_map(|(f, b)| String::from_utf8_lossy(b).lines().map(|l| (f.clone(), l.to_owned())).collect::<Vec<_>>()).collect()
+    };
+    let before = lines(&jsonl_files(&killed.path().join("small")));
     assert!(!before.is_empty());
     let resumed = run(cfg).unwrap();
     assert_eq!(resumed.methods, expected.methods, "resuming gives the uninterrupted result");
-    let after = all_records(&killed.path().join("small"));
+    let after_files = jsonl_files(&killed.path().join("small"));
+    let after = lines(&after_files);
     for (file, record) in &before {
         if file.ends_with("explore.jsonl") || file.ends_with("eval.jsonl") || file == "expert.jsonl" {
             assert!(after.contains(&(file.clone(), record.clone())), "a trajectory collected before the kill was lost from {file}");
         }
     }
-    assert_eq!(after, all_records(&whole.path().join("small")), "every file equals the uninterrupted run's");
+    let whole_files = jsonl_files(&whole.path().join("small"));
+    assert_eq!(after_files.len(), whole_files.len());
+    for ((f, a), (g, b)) in after_files.iter().zip(&whole_files) {
+        assert!(f == g && a == b, "{f} differs from the uninterrupted run's (byte for byte)");
+    }
 }
 
 /// The tabular policy, counting training calls.
@@ -333,22 +339,7 @@ fn an_unregistered_selector_is_reported_at_its_place_in_the_config() {
 
 #[test]
 fn identical_runs_leave_identical_files_whatever_the_completion_order() {
-    let files = |root: &Path| -> Vec<(String, Vec<u8>)> {
-        let mut out = Vec::new();
-        let mut stack = vec![root.to_owned()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.extension().is_some_and(|x| x == "jsonl") {
-                    out.push((p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
-                }
-            }
-        }
-        out.sort();
-        out
-    };
+    let files = jsonl_files;
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut ca = config(a.path());
     ca.experiment.iterations = 1;
