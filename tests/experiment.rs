@@ -91,6 +91,14 @@ fn the_loop_writes_everything_and_eef_beats_rft() {
         assert!(chosen.eval.win_rate_ci[0] <= chosen.eval.win_rate && chosen.eval.win_rate <= chosen.eval.win_rate_ci[1]);
     }
     assert_eq!(report.methods[0].iterations.len(), 1, "SFT has only iteration 0");
+    // The paper's mechanism numbers: tasks solved in the training set grow, recovery states
+    // accumulate, harmful segments are counted from the labels.
+    let eef_rows = &report.methods.iter().find(|m| m.label == "EEF").unwrap().iterations;
+    assert!(eef_rows[1].tasks_solved > eef_rows[0].tasks_solved, "EEF's training set covers more tasks than SFT's");
+    assert!(eef_rows[2].recovery_states_total >= eef_rows[1].recovery_states_total && eef_rows[1].recovery_states_total >= eef_rows[1].recovery_states);
+    let segments: Vec<eef_runtime::selection::Segment> = eef_runtime::jsonl::read(&root.join("eef/iter-1/segments.jsonl")).unwrap();
+    let harmful = segments.iter().filter(|x| x.kind == eef_runtime::selection::SegmentKind::Harmful).count();
+    assert_eq!(eef_rows[1].harmful_segments, harmful);
     assert_eq!(report.methods[3].iterations.len(), 3);
     let sft = best(&report, "SFT");
     let rft = best(&report, "RFT");

@@ -13,8 +13,17 @@ pub struct IterationReport {
     pub iteration: usize,
     /// What exploration found (none for iteration 0).
     pub explore: Option<ExploreStats>,
-    /// Recovery states found (EEF's `D_r`).
+    /// Recovery states found (EEF's `D_r`) in this iteration.
     pub recovery_states: usize,
+    /// Recovery states in the (accumulated) training set.
+    #[serde(default)]
+    pub recovery_states_total: usize,
+    /// Distinct training tasks with a successful trajectory in the training set.
+    #[serde(default)]
+    pub tasks_solved: usize,
+    /// Expert segments judged harmful (solvable → unsolvable) this iteration, masked from the loss.
+    #[serde(default)]
+    pub harmful_segments: usize,
     /// Probed states left out because none of their runs was evidence.
     #[serde(default)]
     pub probes_dropped: usize,
@@ -139,9 +148,9 @@ impl Report {
         let _ = writeln!(s, "## Per iteration\n");
         let _ = writeln!(
             s,
-            "| Method | Iter | Episodes simulated | Explore: s0 wins | Explore: expert-state wins | Broken runs | Recovery states | Probes dropped | Train examples | Trained turns | Pairs | Dev win rate | Win rate | Avg reward |"
+            "| Method | Iter | Episodes simulated | Explore: s0 wins | Explore: expert-state wins | Broken runs | Recovery states (new / total) | Harmful segments | Probes dropped | Tasks solved in train set | Train examples | Trained turns | Pairs | Dev win rate | Win rate | Avg reward |"
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for m in &self.methods {
             for it in &m.iterations {
                 let broken = it.explore.as_ref().map_or("-".to_owned(), |e| e.broken.to_string());
@@ -160,7 +169,7 @@ impl Report {
                 let episodes = it.explore.as_ref().map_or("-".to_owned(), |e| e.episodes.to_string());
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     m.label,
                     it.iteration,
                     episodes,
@@ -168,7 +177,10 @@ impl Report {
                     es,
                     broken,
                     it.recovery_states,
+                    it.recovery_states_total,
+                    it.harmful_segments,
                     it.probes_dropped,
+                    it.tasks_solved,
                     it.training_examples,
                     it.trainable_turns,
                     it.pairs,
