@@ -383,7 +383,8 @@ mod tests {
         let c = ExperimentConfig::from_toml("x.toml", "[experiment]\nname = \"a\"\n").unwrap();
         assert_eq!(c.experiment.name, "a");
         assert_eq!(c.eef.states, 5);
-        assert_eq!(c.methods.len(), 3);
+        let selectors: Vec<&str> = c.methods.iter().map(|m| m.selector.as_str()).collect();
+        assert_eq!(selectors, ["sft", "rft", "eef", "eto"]);
     }
 
     #[test]
