@@ -352,7 +352,6 @@ impl Runner<'_> {
                 .run(label, policy, self.reward.clone(), todo, self.cancel.clone(), |t| out.append(t))
                 .await?;
             done.extend(new.into_iter().map(|t| (t.id.clone(), t)));
-            drop(out);
         }
         let ordered: Vec<Trajectory> = order
             .iter()
@@ -361,28 +360,17 @@ impl Runner<'_> {
         // Episodes were appended as they finished (a kill loses none); once the phase is
         // complete the file is rewritten in job order (by task, then start, then sample), so
         // identical runs leave identical files whatever the concurrency.
-        let text: String = ordered.iter().map(|t| serde_json::to_string(t).map(|l| l + "\n")).collect::<Result<_, _>>().map_err(|e| Error::Setup(e.to_string()))?;
-        if std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()) {
-            jsonl::write_atomic(path, text.as_bytes()).map_err(|e| Error::io(path, e))?;
-        }
+        jsonl::write(path, &ordered)?;
         Ok(ordered)
     }
 
-    fn eval_jobs(&self, prefix: &str, temperature: f32) -> Vec<EpisodeJob> {
-        self.jobs_on(&self.eval_tasks, prefix, "eval", temperature)
-    }
-
-    fn jobs_on(&self, tasks: &[Task], prefix: &str, kind: &str, temperature: f32) -> Vec<EpisodeJob> {
+    /// One episode per task and `[eval] samples` of `tasks` from their starts, recorded as
+    /// `source`; ids `{prefix}/{kind}/{task}/{sample}`.
+    fn jobs_on(&self, tasks: &[Task], prefix: &str, kind: &str, temperature: f32, source: Source) -> Vec<EpisodeJob> {
         let mut jobs = Vec::new();
         for task in tasks {
             for sample in 0..self.config.eval.samples.max(1) {
-                let mut job = EpisodeJob::from_start(
-                    task.clone(),
-                    sample,
-                    self.seed(&format!("{kind}/{}/{sample}", task.id)),
-                    temperature,
-                    Source::Evaluation { method: prefix.to_owned(), iteration: 0 },
-                );
+                let mut job = EpisodeJob::from_start(task.clone(), sample, self.seed(&format!("{kind}/{}/{sample}", task.id)), temperature, source.clone());
                 job.id = format!("{prefix}/{kind}/{}/{sample}", task.id);
                 jobs.push(job);
             }
@@ -394,18 +382,13 @@ impl Runner<'_> {
     /// (`dev-eval.jsonl` beside it).
     async fn evaluate(&self, label: &str, iteration: usize, policy: Arc<dyn Policy>, path: &Path) -> Result<(Metrics, Option<Metrics>), Error> {
         let temperature = self.config.rollout.eval_temperature;
-        let mut jobs = self.eval_jobs(label, temperature);
-        for j in &mut jobs {
-            j.source = Source::Evaluation { method: label.to_owned(), iteration };
-        }
+        let source = Source::Evaluation { method: label.to_owned(), iteration };
+        let jobs = self.jobs_on(&self.eval_tasks, label, "eval", temperature, source.clone());
         let episodes = self.phase(&format!("{label} eval it{iteration}"), policy.clone(), jobs, path).await?;
         let dev = if self.dev_tasks.is_empty() {
             None
         } else {
-            let mut jobs = self.jobs_on(&self.dev_tasks, label, "dev", temperature);
-            for j in &mut jobs {
-                j.source = Source::Evaluation { method: label.to_owned(), iteration };
-            }
+            let jobs = self.jobs_on(&self.dev_tasks, label, "dev", temperature, source);
             let dev_path = path.with_file_name("dev-eval.jsonl");
             Some(Metrics::of(&self.phase(&format!("{label} dev it{iteration}"), policy, jobs, &dev_path).await?))
         };
@@ -448,10 +431,7 @@ impl Runner<'_> {
             }
         }
         let experts = self.phase("expert", expert.clone(), jobs, &self.dir.file("expert.jsonl")).await?;
-        let mut eval_jobs = self.eval_jobs("expert", temperature);
-        for j in &mut eval_jobs {
-            j.source = Source::Expert;
-        }
+        let eval_jobs = self.jobs_on(&self.eval_tasks, "expert", "eval", temperature, Source::Expert);
         let eval = self.phase("expert eval", expert, eval_jobs, &self.dir.file("expert-eval.jsonl")).await?;
         Ok((experts, Metrics::of(&eval)))
     }

@@ -4,6 +4,8 @@
 //! reference = the iteration's starting model) and are computed once, so no second copy of the
 //! weights is held.
 
+use std::collections::HashMap;
+
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use rand::seq::SliceRandom;
@@ -39,18 +41,26 @@ impl Windows {
     }
 }
 
-/// Each trajectory's log-likelihood (sum over its trainable tokens) under `model`, computed in
-/// batches of `batch` windows without gradients.
-pub fn log_likelihoods<B: LmBackend>(model: &Llama<B>, w: &Windows, pad: u32, batch: usize, device: &B::Device) -> Vec<f64> {
-    let mut out = vec![0f64; w.tokens.len()];
-    let idx: Vec<usize> = (0..w.seqs.len()).collect();
-    for chunk in idx.chunks(batch.max(1)) {
+/// The log-likelihood (sum over trainable tokens) of each window `windows` names (indices into
+/// `w.seqs`), in order, under `model`, computed in batches of `batch` windows without gradients.
+fn window_log_likelihoods<B: LmBackend>(model: &Llama<B>, w: &Windows, windows: &[usize], pad: u32, batch: usize, device: &B::Device) -> Vec<f64> {
+    let mut out = Vec::with_capacity(windows.len());
+    for chunk in windows.chunks(batch.max(1)) {
         let seqs: Vec<(Vec<u32>, Vec<bool>)> = chunk.iter().map(|&i| w.seqs[i].clone()).collect();
         let b = Batch::<B>::new(&seqs, pad, device);
         let ll: Vec<f32> = masked_log_likelihood(model.logits(b.inputs), b.targets, b.mask).into_data().convert::<f32>().to_vec().unwrap_or_default();
-        for (&i, v) in chunk.iter().zip(ll) {
-            out[w.owner[i]] += f64::from(v);
-        }
+        out.extend(ll.into_iter().map(f64::from));
+    }
+    out
+}
+
+/// Each trajectory's log-likelihood (sum over its trainable tokens) under `model`, computed in
+/// batches of `batch` windows without gradients.
+pub fn log_likelihoods<B: LmBackend>(model: &Llama<B>, w: &Windows, pad: u32, batch: usize, device: &B::Device) -> Vec<f64> {
+    let all: Vec<usize> = (0..w.seqs.len()).collect();
+    let mut out = vec![0f64; w.tokens.len()];
+    for (&i, v) in all.iter().zip(window_log_likelihoods(model, w, &all, pad, batch, device)) {
+        out[w.owner[i]] += v;
     }
     out
 }
@@ -109,41 +119,40 @@ pub fn fit<B: LmAutodiffBackend>(
         ..settings.clone()
     };
     let mut trainer = Trainer::new(model, settings);
+    // The windows of each trajectory, found once.
+    let mut by_owner: Vec<Vec<usize>> = vec![Vec::new(); w.tokens.len()];
+    for (i, &o) in w.owner.iter().enumerate() {
+        by_owner[o].push(i);
+    }
     let mut loss = 0.0;
     for epoch in 0..epochs {
         let mut order: Vec<usize> = (0..pairs).collect();
         order.shuffle(&mut crate::seed::rng(crate::seed::derive_n(seed, epoch as u64)));
         for chunk in order.chunks(group) {
-            // The group's trajectories (chosen of pair p at 2p, rejected at 2p + 1) and windows.
-            let owners: Vec<usize> = chunk.iter().flat_map(|&p| [2 * p, 2 * p + 1]).collect();
-            let mine = Windows {
-                seqs: Vec::new(),
-                owner: Vec::new(),
-                tokens: w.tokens.clone(),
-            };
-            let mut mine = mine;
-            for i in (0..w.seqs.len()).filter(|&i| owners.contains(&w.owner[i])) {
-                mine.seqs.push(w.seqs[i].clone());
-                mine.owner.push(w.owner[i]);
-            }
+            // The group's windows: chosen of pair p is trajectory 2p, rejected 2p + 1.
+            let windows: Vec<usize> = chunk.iter().flat_map(|&p| by_owner[2 * p].iter().chain(&by_owner[2 * p + 1]).copied()).collect();
             // Pass 1, no gradients: each pair's margin and gradient weight.
-            let ll = reference_log_likelihoods(trainer.model(), &mine, pad, windows_per_batch, device);
+            let per_window = window_log_likelihoods(&trainer.model().valid(), w, &windows, pad, windows_per_batch, device);
+            let mut ll: HashMap<usize, f64> = HashMap::new();
+            for (&i, v) in windows.iter().zip(per_window) {
+                *ll.entry(w.owner[i]).or_default() += v;
+            }
+            let at = |t: usize| ll.get(&t).copied().unwrap_or(0.0);
             let n = chunk.len() as f64;
-            let mut coef = vec![0f64; w.tokens.len()];
+            let mut coef: HashMap<usize, f64> = HashMap::new();
             let mut group_loss = 0.0;
             for &p in chunk {
                 let (c, r) = (2 * p, 2 * p + 1);
-                let (l, dc, dr) = pair_terms(beta, ll[c], reference[c], ll[r], reference[r]);
+                let (l, dc, dr) = pair_terms(beta, at(c), reference[c], at(r), reference[r]);
                 group_loss += l / n;
-                coef[c] = dc / n - dpo.sft_weight / (n * w.tokens[c].max(1) as f64);
-                coef[r] = dr / n;
+                coef.insert(c, dc / n - dpo.sft_weight / (n * w.tokens[c].max(1) as f64));
+                coef.insert(r, dr / n);
             }
             loss = group_loss as f32;
             // Pass 2: backpropagate Σ coef · ll over the windows, a batch at a time.
-            let idx: Vec<usize> = (0..mine.seqs.len()).collect();
-            for batch in idx.chunks(windows_per_batch.max(1)) {
-                let seqs: Vec<(Vec<u32>, Vec<bool>)> = batch.iter().map(|&i| mine.seqs[i].clone()).collect();
-                let weights: Vec<f32> = batch.iter().map(|&i| coef[mine.owner[i]] as f32).collect();
+            for batch in windows.chunks(windows_per_batch.max(1)) {
+                let seqs: Vec<(Vec<u32>, Vec<bool>)> = batch.iter().map(|&i| w.seqs[i].clone()).collect();
+                let weights: Vec<f32> = batch.iter().map(|&i| coef[&w.owner[i]] as f32).collect();
                 let b = Batch::<B>::new(&seqs, pad, device);
                 let weights = Tensor::<B, 1>::from_data(TensorData::new(weights, [batch.len()]), device);
                 trainer.accumulate_with(|m| (masked_log_likelihood(m.logits(b.inputs), b.targets, b.mask) * weights).sum());
