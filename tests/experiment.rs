@@ -79,6 +79,7 @@ fn the_loop_writes_everything_and_eef_beats_rft() {
         "report.json",
         "plots/win-rate.svg",
         "plots/reward.svg",
+        "metrics.jsonl",
     ] {
         assert!(root.join(f).exists(), "missing {f}");
     }
@@ -110,6 +111,12 @@ fn the_loop_writes_everything_and_eef_beats_rft() {
     assert!(md.contains("](plots/win-rate.svg)"), "the report links its plots");
     let svg = std::fs::read_to_string(root.join("plots/win-rate.svg")).unwrap();
     assert!(svg.starts_with("<svg") && ["SFT", "RFT x6", "EEF", "iteration (0 = SFT)"].iter().all(|l| svg.contains(l)), "{svg}");
+    // The live log has each phase as it ended: EEF's exploration, selection and iteration lines.
+    let live = eef_runtime::live::read(&root.join("metrics.jsonl")).unwrap();
+    let eef_phases: Vec<&str> = live.iter().filter(|r| r.method == "EEF" && r.iteration == 1).filter_map(|r| r.phase.as_deref()).collect();
+    assert!(["EEF explore it1", "selection", "train", "EEF eval it1", "iteration"].iter().all(|p| eef_phases.contains(p)), "{eef_phases:?}");
+    let selection = live.iter().find(|r| r.method == "EEF" && r.iteration == 1 && r.phase.as_deref() == Some("selection")).unwrap();
+    assert_eq!(selection.values.as_ref().unwrap()["recovery_states"].as_u64(), Some(eef_rows[1].recovery_states as u64));
     // Exploration of EEF starts from expert states; RFT's does not.
     let eef_explore: Vec<Trajectory> = eef_runtime::jsonl::read(&root.join("eef/iter-1/explore.jsonl")).unwrap();
     assert!(eef_explore.iter().any(|t| t.start != eef_runtime::StartState::TaskStart));
@@ -146,7 +153,8 @@ impl Policy for KilledAfter {
     }
 }
 
-/// Every JSONL file under `root` (relative path, bytes), sorted by path.
+/// Every JSONL file under `root` (relative path, bytes), sorted by path, but the live-metrics
+/// log (`metrics.jsonl`: times and throughputs, appended to by a resumed run).
 fn jsonl_files(root: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_owned()];
@@ -155,7 +163,7 @@ fn jsonl_files(root: &Path) -> Vec<(String, Vec<u8>)> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "jsonl") {
+            } else if p.extension().is_some_and(|x| x == "jsonl") && !p.ends_with("metrics.jsonl") {
                 out.push((p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
             }
         }

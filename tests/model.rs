@@ -514,3 +514,37 @@ fn dpo_raises_the_chosen_minus_rejected_margin() {
     assert!(mean(&after) > mean(&before) + 1.0, "mean margin {:.3} -> {:.3}", mean(&before), mean(&after));
     assert!(report.loss.unwrap() < std::f64::consts::LN_2, "final DPO loss {:?} below ln 2", report.loss);
 }
+
+/// Live metrics: training appends one line per optimizer step, as it goes, with the step's mean
+/// loss, the scheduled learning rate and its throughput; a step trained again after a resume is
+/// logged again.
+#[test]
+fn training_logs_every_optimizer_step_to_the_live_metrics_file() {
+    use eef_runtime::live::{read, LiveMetrics};
+    use eef_runtime::policy::{Policy, TrainConfig};
+    let (data, mut settings) = resumable_setup(false);
+    settings.train.checkpoint_every = 0;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metrics.jsonl");
+    let live = LiveMetrics::open(&path).unwrap().scoped("EEF", 2);
+    let mut p = eef_runtime::model::LmPolicy::<CpuTrain>::new(settings.clone(), Default::default());
+    let cfg = TrainConfig { epochs: 3, seed: 11, live, ..TrainConfig::default() };
+    let report = p.train(&data, &cfg).unwrap();
+    let steps: Vec<_> = read(&path).unwrap().into_iter().filter(|r| r.event == "train_step").collect();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let first_line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let expected = first_line["total_steps"].as_u64().unwrap() as usize;
+    // At least one window per trajectory; batches of 2, two micro-batches per step.
+    assert!(expected >= 3 * 32 / 2 / 2, "{expected} steps");
+    assert_eq!(steps.len(), expected, "one line per optimizer step");
+    assert!(steps.iter().enumerate().all(|(i, r)| r.step == Some(i + 1) && r.method == "EEF" && r.iteration == 2 && r.objective.as_deref() == Some("sft")));
+    let first = steps[0].loss.unwrap();
+    let last = steps[expected - 1].loss.unwrap();
+    assert!(last < first, "the logged loss falls: {first} -> {last}");
+    assert!((last - report.loss.unwrap()).abs() < 2.0, "the last step's loss is near the final micro-batch's");
+    let line: serde_json::Value = serde_json::from_str(text.lines().nth(3).unwrap()).unwrap();
+    let lr = line["learning_rate"].as_f64().unwrap();
+    let sched = eef_runtime::model::learning_rate(&TrainSettings { total_steps: expected, ..settings.train.clone() }, 3);
+    assert!((lr - sched).abs() < 1e-12, "step 4 logs the rate it applied: {lr} vs {sched}");
+    assert!(line["tokens"].as_u64().unwrap() > 0 && line["tokens_per_s"].as_f64().unwrap() > 0.0 && line["time"].as_f64().unwrap() > 1.7e9);
+}

@@ -22,6 +22,7 @@ pub mod environment;
 pub mod error;
 pub mod experiment;
 pub mod jsonl;
+pub mod live;
 pub mod model;
 pub mod policy;
 pub mod reward;

@@ -47,6 +47,7 @@ use crate::config::{ExperimentConfig, MethodConfig, TrainFrom};
 use crate::environment::EnvFactory;
 use crate::error::Error;
 use crate::jsonl;
+use crate::live::LiveMetrics;
 use crate::policy::{Policy, TrainConfig};
 use crate::reward::{FinalReward, Reward};
 use crate::rollout::{CancellationToken, EpisodeJob, Rollouts};
@@ -238,6 +239,7 @@ impl Experiment {
         }
         tracing::info!(environment = %env_name, train = train.len(), dev = dev.len(), eval = eval.len(), dir = %dir.root().display(), "starting run");
 
+        let metrics_path = dir.file("metrics.jsonl");
         let runner = Runner {
             config: &self.config,
             rollouts: Rollouts::new(factory, self.config.rollout.clone()),
@@ -247,6 +249,7 @@ impl Experiment {
             dir,
             eval_tasks: eval,
             dev_tasks: dev,
+            live: LiveMetrics::open(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?,
         };
 
         let (experts, expert_eval) = runner.expert_phase(self.expert.clone(), &train).await?;
@@ -280,7 +283,7 @@ impl Experiment {
             methods.push(MethodReport { label: m.label(), selector: m.selector.clone(), iterations: rows });
         }
 
-        let report = Report {
+        let mut report = Report {
             environment: env_name,
             note: self.note.clone(),
             run_dir: runner.dir.root().display().to_string(),
@@ -291,10 +294,13 @@ impl Experiment {
             expert_sources,
             expert_eval,
             methods,
+            loss_plot: false,
         };
         let plots = runner.dir.file("plots");
-        if let Err(e) = plots::write(&report, &plots) {
-            tracing::warn!(error = %e, "the plots could not be written");
+        let records = crate::live::read(&metrics_path).unwrap_or_default();
+        match plots::write(&report, &records, &plots) {
+            Ok(written) => report.loss_plot = written.iter().any(|p| p.ends_with("loss.svg")),
+            Err(e) => tracing::warn!(error = %e, "the plots could not be written"),
         }
         let md = runner.dir.file("report.md");
         jsonl::write_atomic(&md, report.to_markdown().as_bytes()).map_err(|e| Error::io(&md, e))?;
@@ -329,6 +335,8 @@ struct Runner<'a> {
     eval_tasks: Vec<Task>,
     /// Tasks each method's best iteration is chosen on (possibly none).
     dev_tasks: Vec<Task>,
+    /// `metrics.jsonl`: steps and phases as they happen.
+    live: LiveMetrics,
 }
 
 impl Runner<'_> {
@@ -337,11 +345,13 @@ impl Runner<'_> {
     }
 
     /// Runs `jobs`, skipping those already in `path` (a resumed run), appending new ones to it.
-    async fn phase(&self, label: &str, policy: Arc<dyn Policy>, jobs: Vec<EpisodeJob>, path: &Path) -> Result<Vec<Trajectory>, Error> {
+    async fn phase(&self, label: &str, live: &LiveMetrics, policy: Arc<dyn Policy>, jobs: Vec<EpisodeJob>, path: &Path) -> Result<Vec<Trajectory>, Error> {
+        let started = std::time::Instant::now();
         let mut done: BTreeMap<String, Trajectory> =
             jsonl::read_if_exists::<Trajectory>(path)?.into_iter().map(|t| (t.id.clone(), t)).collect();
         let order: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
         let todo: Vec<EpisodeJob> = jobs.into_iter().filter(|j| !done.contains_key(&j.id)).collect();
+        let simulated = todo.len();
         if !todo.is_empty() {
             if !done.is_empty() {
                 tracing::info!(phase = label, resumed = done.len(), remaining = todo.len(), "resuming phase");
@@ -361,6 +371,14 @@ impl Runner<'_> {
         // complete the file is rewritten in job order (by task, then start, then sample), so
         // identical runs leave identical files whatever the concurrency.
         jsonl::write(path, &ordered)?;
+        if simulated > 0 {
+            let m = Metrics::of(&ordered);
+            let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            live.phase(
+                label,
+                serde_json::json!({ "file": file, "episodes": m.episodes, "simulated": simulated, "win_rate": m.win_rate, "avg_reward": m.avg_reward, "seconds": started.elapsed().as_secs_f64() }),
+            );
+        }
         Ok(ordered)
     }
 
@@ -384,13 +402,14 @@ impl Runner<'_> {
         let temperature = self.config.rollout.eval_temperature;
         let source = Source::Evaluation { method: label.to_owned(), iteration };
         let jobs = self.jobs_on(&self.eval_tasks, label, "eval", temperature, source.clone());
-        let episodes = self.phase(&format!("{label} eval it{iteration}"), policy.clone(), jobs, path).await?;
+        let live = self.live.scoped(label, iteration);
+        let episodes = self.phase(&format!("{label} eval it{iteration}"), &live, policy.clone(), jobs, path).await?;
         let dev = if self.dev_tasks.is_empty() {
             None
         } else {
             let jobs = self.jobs_on(&self.dev_tasks, label, "dev", temperature, source);
             let dev_path = path.with_file_name("dev-eval.jsonl");
-            Some(Metrics::of(&self.phase(&format!("{label} dev it{iteration}"), policy, jobs, &dev_path).await?))
+            Some(Metrics::of(&self.phase(&format!("{label} dev it{iteration}"), &live, policy, jobs, &dev_path).await?))
         };
         Ok((Metrics::of(&episodes), dev))
     }
@@ -430,9 +449,10 @@ impl Runner<'_> {
                 jobs.push(job);
             }
         }
-        let experts = self.phase("expert", expert.clone(), jobs, &self.dir.file("expert.jsonl")).await?;
+        let live = self.live.scoped("expert", 0);
+        let experts = self.phase("expert", &live, expert.clone(), jobs, &self.dir.file("expert.jsonl")).await?;
         let eval_jobs = self.jobs_on(&self.eval_tasks, "expert", "eval", temperature, Source::Expert);
-        let eval = self.phase("expert eval", expert, eval_jobs, &self.dir.file("expert-eval.jsonl")).await?;
+        let eval = self.phase("expert eval", &live, expert, eval_jobs, &self.dir.file("expert-eval.jsonl")).await?;
         Ok((experts, Metrics::of(&eval)))
     }
 
@@ -451,7 +471,12 @@ impl Runner<'_> {
         if data.is_empty() {
             tracing::warn!("the expert succeeded on no training task: SFT has no data");
         }
-        let cfg = TrainConfig { seed: self.seed("train/sft"), checkpoint_dir: Some(dir.join("train-state")), ..self.config.train.clone() };
+        let cfg = TrainConfig {
+            seed: self.seed("train/sft"),
+            checkpoint_dir: Some(dir.join("train-state")),
+            live: self.live.scoped("SFT", 0),
+            ..self.config.train.clone()
+        };
         let (policy, trained) = self.train_once(&dir, None, &data, &[], &cfg)?;
         let policy: Arc<dyn Policy> = Arc::new(policy);
         let (eval, dev) = self.evaluate("SFT", 0, policy, &dir.join("eval.jsonl")).await?;
@@ -470,6 +495,7 @@ impl Runner<'_> {
             eval,
         };
         write_json(&dir.join("iteration.json"), &row)?;
+        self.live.scoped("SFT", 0).phase("iteration", serde_json::to_value(&row).unwrap_or_default());
         Ok(row)
     }
 
@@ -488,9 +514,13 @@ impl Runner<'_> {
             crate::policy::PolicyError::Cancelled => Error::Cancelled,
             e => Error::from(e),
         };
+        let started = std::time::Instant::now();
         let trained = policy.with_mut(|p| p.train(data, cfg)).map_err(cancelled)?;
+        cfg.live.phase("train", serde_json::json!({ "objective": "sft", "trajectories": trained.trajectories, "trainable_turns": trained.trainable_turns, "loss": trained.loss, "seconds": started.elapsed().as_secs_f64() }));
         if !pairs.is_empty() {
-            policy.with_mut(|p| p.train_preferences(pairs, cfg)).map_err(cancelled)?;
+            let started = std::time::Instant::now();
+            let dpo = policy.with_mut(|p| p.train_preferences(pairs, cfg)).map_err(cancelled)?;
+            cfg.live.phase("train", serde_json::json!({ "objective": "dpo", "pairs": pairs.len(), "loss": dpo.loss, "seconds": started.elapsed().as_secs_f64() }));
         }
         std::fs::create_dir_all(&ckpt).map_err(|e| Error::io(&ckpt, e))?;
         policy.with(|p| p.save(&ckpt))?;
@@ -584,7 +614,8 @@ impl Runner<'_> {
             }
             let explorer: Arc<dyn Policy> = Arc::new(self.load_policy(Some(&checkpoint))?);
             let jobs = self.plan(&label, m, selector, budget_of, k, train, experts);
-            let explored = self.phase(&format!("{label} explore it{k}"), explorer, jobs, &dir.join("explore.jsonl")).await?;
+            let live = self.live.scoped(&label, k);
+            let explored = self.phase(&format!("{label} explore it{k}"), &live, explorer, jobs, &dir.join("explore.jsonl")).await?;
 
             let mut by_task: BTreeMap<&TaskId, Vec<Trajectory>> = BTreeMap::new();
             for t in &explored {
@@ -610,6 +641,18 @@ impl Runner<'_> {
             dataset.add(&selection);
             let examples = dataset.examples();
             let pairs = dataset.pairs();
+            live.phase(
+                "selection",
+                serde_json::json!({
+                    "examples": selection.examples.len(),
+                    "recovery_states": selection.examples.iter().filter(|e| matches!(e.reason, Reason::Recovery { .. })).count(),
+                    "segments": selection.segments.len(),
+                    "dropped_probes": selection.dropped_probes.len(),
+                    "pairs": selection.pairs.len(),
+                    "dataset_examples": examples.len(),
+                    "dataset_pairs": pairs.len(),
+                }),
+            );
             jsonl::write(&dir.join("dataset.jsonl"), &examples)?;
             jsonl::write(&dir.join("dataset-pairs.jsonl"), &pairs)?;
 
@@ -622,6 +665,7 @@ impl Runner<'_> {
                 seed: self.seed(&format!("train/{label}/{k}")),
                 checkpoint_dir: Some(dir.join("train-state")),
                 iteration: k,
+                live: live.clone(),
                 ..self.config.train.clone()
             };
             let data: Vec<Trajectory> = examples.iter().map(|e| e.trajectory.clone()).collect();
@@ -645,6 +689,7 @@ impl Runner<'_> {
             };
             tracing::info!(method = %label, iteration = k, win_rate = row.eval.win_rate, reward = row.eval.avg_reward, "iteration done");
             write_json(&dir.join("iteration.json"), &row)?;
+            live.phase("iteration", serde_json::to_value(&row).unwrap_or_default());
             rows.push(row);
         }
         Ok(rows)

@@ -1,12 +1,13 @@
 //! SVG plots of a run, written beside its report (`plots/`): each method's test win rate and
-//! average reward per iteration with their 95% bootstrap intervals, and the dev win rate when
-//! the run has a dev split.
+//! average reward per iteration with their 95% bootstrap intervals, the dev win rate when the
+//! run has a dev split, and the training loss per optimizer step (from the live-metrics log).
 
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
 use super::metrics::Metrics;
+use crate::live::Record;
 use super::report::Report;
 
 /// Distinct colours for methods, in order.
@@ -73,8 +74,81 @@ fn plot(report: &Report, path: &Path, title: &str, y_label: &str, value: &dyn Fn
     root.present().map_err(|e| e.to_string())
 }
 
-/// Writes `win-rate.svg` and `reward.svg` into `dir` (created); returns their paths.
-pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, String> {
+/// Each method's training-loss curve: the shared SFT steps, then its iterations' steps, in the
+/// order trained (x = optimizer steps so far). A step trained twice (a resumed run) counts
+/// once, with its last value. DPO steps are drawn as a dashed line of their own.
+pub fn loss_curves(report: &Report, records: &[Record]) -> Vec<(String, &'static str, Vec<(f64, f64)>)> {
+    use std::collections::BTreeMap;
+    // (method, iteration, objective) -> step -> loss
+    let mut steps: BTreeMap<(&str, usize, &str), BTreeMap<usize, f64>> = BTreeMap::new();
+    for r in records {
+        if let (Some(step), Some(loss), Some(objective)) = (r.step, r.loss, r.objective.as_deref()) {
+            steps.entry((r.method.as_str(), r.iteration, objective)).or_default().insert(step, loss);
+        }
+    }
+    let mut curves = Vec::new();
+    for m in &report.methods {
+        for objective in ["sft", "dpo"] {
+            let mut points = Vec::new();
+            let mut x = 0usize;
+            for it in &m.iterations {
+                let method = if it.iteration == 0 { "SFT" } else { m.label.as_str() };
+                // SFT-objective steps of every iteration advance x; DPO steps follow them.
+                for obj in ["sft", "dpo"] {
+                    if let Some(s) = steps.get(&(method, it.iteration, obj)) {
+                        for &loss in s.values() {
+                            x += 1;
+                            if obj == objective {
+                                points.push((x as f64, loss));
+                            }
+                        }
+                    }
+                }
+            }
+            if !points.is_empty() {
+                curves.push((m.label.clone(), objective, points));
+            }
+        }
+    }
+    curves
+}
+
+fn plot_loss(curves: &[(String, &'static str, Vec<(f64, f64)>)], labels: &[String], path: &Path) -> Result<(), String> {
+    let x_max = curves.iter().flat_map(|c| c.2.iter().map(|p| p.0)).fold(1.0f64, f64::max);
+    let y_max = curves.iter().flat_map(|c| c.2.iter().map(|p| p.1)).filter(|v| v.is_finite()).fold(0.1f64, f64::max);
+    let y_min = curves.iter().flat_map(|c| c.2.iter().map(|p| p.1)).filter(|v| v.is_finite()).fold(0.0f64, f64::min);
+    let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Training loss per optimizer step (solid: SFT objective, dashed: DPO)", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0f64..x_max, y_min..(y_max * 1.05))
+        .map_err(|e| e.to_string())?;
+    chart.configure_mesh().x_desc("optimizer step (SFT, then each iteration's)").y_desc("loss").draw().map_err(|e| e.to_string())?;
+    for (label, objective, points) in curves {
+        let k = labels.iter().position(|l| l == label).unwrap_or(0);
+        let colour = COLOURS[k % COLOURS.len()];
+        let style = colour.stroke_width(if *objective == "dpo" { 1 } else { 2 });
+        let points: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.1.is_finite()).collect();
+        if *objective == "dpo" {
+            chart.draw_series(DashedLineSeries::new(points, 4, 3, style)).map_err(|e| e.to_string())?;
+        } else {
+            chart
+                .draw_series(LineSeries::new(points, style))
+                .map_err(|e| e.to_string())?
+                .label(label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+        }
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Writes `win-rate.svg` and `reward.svg` into `dir` (created), and `loss.svg` when `records`
+/// (the run's live-metrics log) hold training steps; returns the paths written.
+pub fn write(report: &Report, records: &[Record], dir: &Path) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let win = dir.join("win-rate.svg");
     let dev = report.dev_tasks > 0;
@@ -82,5 +156,61 @@ pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, String> {
     plot(report, &win, title, "win rate", &|m: &Metrics| (m.win_rate, m.win_rate_ci), dev)?;
     let reward = dir.join("reward.svg");
     plot(report, &reward, "Average reward on test (95% intervals)", "average reward", &|m: &Metrics| (m.avg_reward, m.avg_reward_ci), false)?;
-    Ok(vec![win, reward])
+    let mut written = vec![win, reward];
+    let curves = loss_curves(report, records);
+    if !curves.is_empty() {
+        let loss = dir.join("loss.svg");
+        let labels: Vec<String> = report.methods.iter().map(|m| m.label.clone()).collect();
+        plot_loss(&curves, &labels, &loss)?;
+        written.push(loss);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::report::{IterationReport, MethodReport};
+
+    fn step(method: &str, iteration: usize, objective: &str, step: usize, loss: f64) -> Record {
+        Record { time: 0.0, method: method.into(), iteration, event: "train_step".into(), objective: Some(objective.into()), step: Some(step), loss: Some(loss), phase: None, values: None }
+    }
+
+    /// Each method's curve is the shared SFT steps then its own iterations' steps; a step logged
+    /// twice (a resumed run) counts once with its last value; DPO steps form their own curve
+    /// after the iteration's SFT-objective steps; the SVG is written and names the methods.
+    #[test]
+    fn loss_curves_follow_each_method_through_its_iterations() {
+        let it = |i: usize| IterationReport { iteration: i, ..Default::default() };
+        let report = Report {
+            methods: vec![
+                MethodReport { label: "SFT".into(), selector: "sft".into(), iterations: vec![it(0)] },
+                MethodReport { label: "EEF".into(), selector: "eef".into(), iterations: vec![it(0), it(1)] },
+                MethodReport { label: "ETO".into(), selector: "eto".into(), iterations: vec![it(0), it(1)] },
+            ],
+            ..Default::default()
+        };
+        let records = vec![
+            step("SFT", 0, "sft", 1, 4.0),
+            step("SFT", 0, "sft", 2, 3.0),
+            step("SFT", 0, "sft", 2, 2.5), // trained again after a resume
+            step("EEF", 1, "sft", 1, 2.0),
+            step("ETO", 1, "sft", 1, 2.2),
+            step("ETO", 1, "dpo", 1, 0.69),
+            step("ETO", 1, "dpo", 2, 0.6),
+        ];
+        let curves = loss_curves(&report, &records);
+        let get = |label: &str, obj: &str| curves.iter().find(|c| c.0 == label && c.1 == obj).map(|c| c.2.clone());
+        assert_eq!(get("SFT", "sft"), Some(vec![(1.0, 4.0), (2.0, 2.5)]));
+        assert_eq!(get("EEF", "sft"), Some(vec![(1.0, 4.0), (2.0, 2.5), (3.0, 2.0)]));
+        assert_eq!(get("EEF", "dpo"), None);
+        assert_eq!(get("ETO", "dpo"), Some(vec![(4.0, 0.69), (5.0, 0.6)]));
+        let dir = tempfile::tempdir().unwrap();
+        let written = write(&report, &records, dir.path()).unwrap();
+        assert!(written.iter().any(|p| p.ends_with("loss.svg")));
+        let svg = std::fs::read_to_string(dir.path().join("loss.svg")).unwrap();
+        assert!(svg.starts_with("<svg") && ["EEF", "ETO", "optimizer step"].iter().all(|l| svg.contains(l)));
+        let without = tempfile::tempdir().unwrap();
+        assert!(!write(&report, &[], without.path()).unwrap().iter().any(|p| p.ends_with("loss.svg")), "no steps, no loss plot");
+    }
 }

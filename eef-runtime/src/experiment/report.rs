@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::metrics::{ExploreStats, Metrics};
 
 /// One iteration of one method.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct IterationReport {
     /// 0 = after SFT.
     pub iteration: usize,
@@ -41,7 +41,7 @@ pub struct IterationReport {
 }
 
 /// One method's rows.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MethodReport {
     /// The label (e.g. `EEF`, `RFT x6`).
     pub label: String,
@@ -68,7 +68,7 @@ impl MethodReport {
 }
 
 /// The report of a whole run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// The environment's name.
     pub environment: String,
@@ -92,6 +92,9 @@ pub struct Report {
     pub expert_eval: Metrics,
     /// Per method.
     pub methods: Vec<MethodReport>,
+    /// Whether `plots/loss.svg` (the training loss per step) was written.
+    #[serde(default)]
+    pub loss_plot: bool,
 }
 
 fn pct(x: f64) -> String {
@@ -144,7 +147,9 @@ impl Report {
                 .collect();
             let _ = writeln!(s, "Expert sources: {}.\n", list.join("; "));
         }
-        let _ = writeln!(s, "![win rate per iteration](plots/win-rate.svg) ![average reward per iteration](plots/reward.svg)\n");
+        let loss = if self.loss_plot { " ![training loss per optimizer step](plots/loss.svg)" } else { "" };
+        let _ = writeln!(s, "![win rate per iteration](plots/win-rate.svg) ![average reward per iteration](plots/reward.svg){loss}\n");
+        let _ = writeln!(s, "Live metrics (a line per optimizer step and per phase, written as the run goes): `metrics.jsonl`.\n");
         let _ = writeln!(s, "## Per iteration\n");
         let _ = writeln!(
             s,

@@ -105,6 +105,7 @@ pub fn fit<B: LmAutodiffBackend>(
     pairs_per_step: usize,
     windows_per_batch: usize,
     seed: u64,
+    live: &crate::live::LiveMetrics,
     device: &B::Device,
 ) -> (Llama<B>, DpoOutcome) {
     let pairs = w.tokens.len() / 2;
@@ -118,7 +119,8 @@ pub fn fit<B: LmAutodiffBackend>(
         min_lr_ratio: 1.0, // constant after the warmup (ETO: constant_with_warmup)
         ..settings.clone()
     };
-    let mut trainer = Trainer::new(model, settings);
+    let mut trainer = Trainer::new(model, settings.clone());
+    let mut meter = super::meter::StepMeter::default();
     // The windows of each trajectory, found once.
     let mut by_owner: Vec<Vec<usize>> = vec![Vec::new(); w.tokens.len()];
     for (i, &o) in w.owner.iter().enumerate() {
@@ -149,15 +151,18 @@ pub fn fit<B: LmAutodiffBackend>(
                 coef.insert(r, dr / n);
             }
             loss = group_loss as f32;
+            meter.micro(loss, 0);
             // Pass 2: backpropagate Σ coef · ll over the windows, a batch at a time.
             for batch in windows.chunks(windows_per_batch.max(1)) {
                 let seqs: Vec<(Vec<u32>, Vec<bool>)> = batch.iter().map(|&i| w.seqs[i].clone()).collect();
                 let weights: Vec<f32> = batch.iter().map(|&i| coef[&w.owner[i]] as f32).collect();
+                meter.micro_tokens(2 * seqs.len() * seqs.iter().map(|(ids, _)| ids.len()).max().unwrap_or(0));
                 let b = Batch::<B>::new(&seqs, pad, device);
                 let weights = Tensor::<B, 1>::from_data(TensorData::new(weights, [batch.len()]), device);
                 trainer.accumulate_with(|m| (masked_log_likelihood(m.logits(b.inputs), b.targets, b.mask) * weights).sum());
             }
             trainer.apply_step();
+            meter.step(live, "dpo", trainer.step, &settings, epoch);
         }
     }
     let steps = trainer.step;

@@ -18,6 +18,7 @@ pub mod decode;
 pub mod hf;
 mod llama;
 mod lora;
+mod meter;
 mod loss;
 mod policy;
 mod settings;

@@ -36,6 +36,7 @@ use super::kernels::LmAutodiffBackend;
 use super::llama::Llama;
 use super::settings::{Constrained, LmSettings};
 use super::tokenizer::Tok;
+use super::meter::StepMeter;
 use super::train::{Batch, TrainSettings, Trainer};
 use super::dpo;
 use crate::policy::{Act, ActRequest, Policy, PolicyError, TrainConfig, TrainReport};
@@ -203,6 +204,7 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
         if progress.micro > 0 {
             tracing::warn!(step = progress.step, epoch = progress.epoch, "training resumed from its checkpoint");
         }
+        let mut meter = StepMeter::default();
         for epoch in 0..epochs {
             // Each epoch's order depends only on the seed and the epoch (nothing to save).
             let mut order: Vec<usize> = (0..seqs.len()).collect();
@@ -222,8 +224,13 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
                     return (trainer.into_model(), Err(PolicyError::Cancelled));
                 }
                 let micro: Vec<(Vec<u32>, Vec<bool>)> = chunk.iter().map(|&i| seqs[i].clone()).collect();
+                let batch_tokens = micro.len() * micro.iter().map(|(ids, _)| ids.len()).max().unwrap_or(0);
                 let loss = trainer.micro_step(Batch::new(&micro, pad, &self.device));
                 progress = TrainProgress { epoch, batch: batch + 1, step: trainer.step, micro: trainer.micro_steps(), loss, ..progress };
+                meter.micro(loss, batch_tokens);
+                if trainer.at_step_boundary() {
+                    meter.step(&config.live, "sft", trainer.step, &settings, epoch);
+                }
                 let every = settings.checkpoint_every;
                 if let (Some(dir), true) = (ckpt_dir, every > 0 && trainer.at_step_boundary() && trainer.step.is_multiple_of(every)) {
                     if let Err(e) = checkpoint::save(dir, &trainer, &progress) {
@@ -374,7 +381,7 @@ impl<B: LmAutodiffBackend> Policy for LmPolicy<B> {
         // steps over that many windows), each forward pass at most `batch_size` windows.
         let per_pair = (windows.seqs.len() as f64 / pairs.len().max(1) as f64).max(1.0);
         let pairs_per_step = ((bs * self.settings.train.accumulation.max(1)) as f64 / per_pair).ceil() as usize;
-        let (model, outcome) = dpo::fit(model, &windows, &reference, chat.pad(), &self.settings.train, &config.dpo, beta, pairs_per_step, bs, config.seed, &self.device);
+        let (model, outcome) = dpo::fit(model, &windows, &reference, chat.pad(), &self.settings.train, &config.dpo, beta, pairs_per_step, bs, config.seed, &config.live, &self.device);
         tracing::info!(pairs = pairs.len(), beta, steps = outcome.steps, loss = outcome.loss, "DPO done");
         *guard = Some(State { infer: model.valid(), chat, config: model_config, model, source });
         Ok(TrainReport {

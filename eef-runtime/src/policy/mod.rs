@@ -143,13 +143,17 @@ pub struct TrainConfig {
     /// Raised to stop training at the next optimizer step (Ctrl-C); set by the experiment.
     #[serde(skip)]
     pub stop: StopSignal,
+    /// Where training appends a line per optimizer step (`RUN_DIR/metrics.jsonl`); set by the
+    /// experiment, not a config key.
+    #[serde(skip)]
+    pub live: crate::live::LiveMetrics,
     /// `[train.dpo]`: preference training (ETO's method).
     pub dpo: DpoConfig,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { epochs: 1, learning_rate: 1e-5, seed: 0, checkpoint_dir: None, iteration: 0, stop: StopSignal::default(), dpo: DpoConfig::default() }
+        TrainConfig { epochs: 1, learning_rate: 1e-5, seed: 0, checkpoint_dir: None, iteration: 0, stop: StopSignal::default(), live: Default::default(), dpo: DpoConfig::default() }
     }
 }
 
