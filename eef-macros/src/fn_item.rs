@@ -7,9 +7,10 @@ use syn::{FnArg, ItemFn, ReturnType};
 
 use crate::args::{push, Args};
 
-/// Parses `item` as a function and checks that it fits `fn(arg: &T) -> R`: not async, no generics,
-/// exactly one typed argument, a return type. `shape` is the expected signature for messages.
-pub fn parse_fn(item: TokenStream, macro_name: &str, shape: &str) -> Result<ItemFn, (syn::Error, TokenStream)> {
+/// Parses `item` as a function and checks that it fits `fn(arg: &T) -> R` (or, when
+/// `max_inputs` is 2, `fn(arg: &T, params: &P) -> R`): not async, no generics, one typed
+/// argument (up to `max_inputs`), a return type. `shape` is the expected signature for messages.
+pub fn parse_fn(item: TokenStream, macro_name: &str, shape: &str, max_inputs: usize) -> Result<ItemFn, (syn::Error, TokenStream)> {
     let f: ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
         Err(_) => {
@@ -31,15 +32,19 @@ pub fn parse_fn(item: TokenStream, macro_name: &str, shape: &str) -> Result<Item
         );
     }
     let n = f.sig.inputs.len();
-    if n != 1 {
-        let msg = format!("#[{macro_name}] functions take exactly one argument, found {n}: expected `{shape}`");
+    if n == 0 || n > max_inputs {
+        let count = if max_inputs == 1 { "exactly one argument" } else { "one or two arguments" };
+        let msg = format!("#[{macro_name}] functions take {count}, found {n}: expected `{shape}`");
         let e = if n == 0 {
             syn::Error::new(f.sig.paren_token.span.join(), msg)
         } else {
             syn::Error::new_spanned(&f.sig.inputs, msg)
         };
         push(&mut errors, e);
-    } else if let Some(FnArg::Receiver(r)) = f.sig.inputs.first() {
+    } else if let Some(r) = f.sig.inputs.iter().find_map(|a| match a {
+        FnArg::Receiver(r) => Some(r),
+        FnArg::Typed(_) => None,
+    }) {
         push(&mut errors, syn::Error::new_spanned(r, format!("#[{macro_name}] goes on a free function, not a method: expected `{shape}`")));
     }
     if let ReturnType::Default = f.sig.output {
@@ -93,10 +98,11 @@ pub fn expand(
     item: TokenStream,
     macro_name: &str,
     shape: &str,
+    max_inputs: usize,
     allowed: &[&str],
     implement: impl FnOnce(&ItemFn, &Args, &mut Option<syn::Error>) -> TokenStream,
 ) -> TokenStream {
-    let f = match parse_fn(item, macro_name, shape) {
+    let f = match parse_fn(item, macro_name, shape, max_inputs) {
         Ok(f) => f,
         Err((e, item)) => return with_errors(e, item),
     };

@@ -5,7 +5,8 @@
 //! - [`macro@environment`] on an inherent `impl` block: implements `Environment` from its
 //!   `tasks`, `reset`, `step` (and optional `valid_actions`, `max_steps`, `replay`) methods.
 //! - [`macro@reward`] on a function `fn(&Trajectory) -> f64`: a reusable `Reward`.
-//! - [`macro@selector`] on a function `fn(&TaskGroup) -> Selection`: a reusable `Selector`.
+//! - [`macro@selector`] on a function `fn(&TaskGroup) -> Selection` (optionally with a second
+//!   argument `&Params` read from the method's `params` table): a reusable `Selector`.
 //!
 //! Misuse is reported as a compile error at the offending tokens, saying how to fix it; the item
 //! is still emitted so that one mistake does not cascade into unrelated errors.
@@ -58,6 +59,11 @@ pub fn reward(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Arguments: `name = "..."` (default: the function's name; used in `[[methods]] selector = ...`)
 /// and `plan = path::to::fn`, a `fn(&PlanContext<'_>) -> Vec<StartState>` naming where to explore
 /// (default: every task start).
+///
+/// With a second argument `params: &P` (`P: Deserialize + Default`), each method reads `P` from
+/// its `[[methods]] params` table (`P::default()` without one), with the configuration's line and
+/// column on errors; `plan` then takes `(&PlanContext<'_>, &P)`, and `name::with(p)` binds the
+/// selector to `p` in code.
 #[proc_macro_attribute]
 pub fn selector(args: TokenStream, item: TokenStream) -> TokenStream {
     selector::expand(args.into(), item.into()).into()

@@ -9,7 +9,7 @@ use crate::fn_item;
 const SHAPE: &str = "fn name(trajectory: &Trajectory) -> f64";
 
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    fn_item::expand(args, item, "reward", SHAPE, &["name", "success"], |f, a, errors| {
+    fn_item::expand(args, item, "reward", SHAPE, 1, &["name", "success"], |f, a, errors| {
         let mut name = f.sig.ident.to_string();
         let mut success = 1.0f64;
         match a.string("name") {

@@ -194,6 +194,11 @@ pub struct MethodConfig {
     /// absent). SFT, shared by every method, learns from all.
     #[serde(default)]
     pub experts: Option<Vec<String>>,
+    /// The selector's parameters (`params = { max_turns = 10 }`), read into its own type by
+    /// [`crate::Selector::configure`] with positioned errors; for `eef` and `rft`, overrides of
+    /// their `[eef]` / `[rft]` sections.
+    #[serde(default)]
+    pub params: Option<toml::Spanned<toml::Value>>,
 }
 
 fn one() -> usize {
@@ -203,7 +208,7 @@ fn one() -> usize {
 impl MethodConfig {
     /// A method with default settings.
     pub fn new(selector: &str) -> Self {
-        MethodConfig { label: None, selector: selector.into(), samples: 1, iterations: None, match_budget_of: None, experts: None }
+        MethodConfig { label: None, selector: selector.into(), samples: 1, iterations: None, match_budget_of: None, experts: None, params: None }
     }
 
     /// The label used in reports and directory names.
@@ -303,6 +308,21 @@ impl ExperimentConfig {
         let path = self.source.as_ref().map_or_else(|| PathBuf::from("<config>"), |(p, _)| p.clone());
         let (line, column) = self.source.as_ref().and_then(|(_, s)| s.find(needle).map(|o| line_column(s, o))).unwrap_or((0, 0));
         ConfigError { path, line, column, message }
+    }
+
+    /// Method `m`'s `params` as its selector reads them, positioned in the configuration file.
+    pub fn method_params<'a>(&'a self, m: &'a MethodConfig) -> crate::selection::Params<'a> {
+        use crate::selection::Params;
+        let Some(p) = &m.params else { return Params::absent(m.label()) };
+        match &self.source {
+            // An inline table (`params = { .. }`) is re-read from its text, so an error names
+            // the offending key's line and column; a `[methods.params]` table points at itself.
+            Some((path, text)) if text.get(p.span()).is_some_and(|t| t.trim_start().starts_with('{')) => {
+                Params::from_text(m.label(), path, text, p.span())
+            }
+            Some((path, text)) => Params::from_value(m.label(), path, p.get_ref(), Some((text, p.span().start))),
+            None => Params::from_value(m.label(), Path::new("<config>"), p.get_ref(), None),
+        }
     }
 
     /// Checks values that parse but make no sense.

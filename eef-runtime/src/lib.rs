@@ -64,7 +64,10 @@ pub mod __private {
         default_replay, Environment, IntoEnvResult, ReplayOutcome,
     };
     pub use crate::reward::Reward;
-    pub use crate::selection::{PlanContext, Selection, Selector, TaskGroup};
+    pub use crate::config::ConfigError;
+    pub use crate::selection::{configured, Configured, Params, PlanContext, Selection, Selector, TaskGroup};
+    pub use ::core::default::Default;
+    pub use ::std::sync::Arc;
     pub use crate::task::Task;
     pub use crate::trajectory::{StartState, Trajectory};
     pub use crate::environment::{EnvError, StepResult};

@@ -198,7 +198,13 @@ impl Experiment {
                 }
             }
         }
-        if let Some(m) = self.config.methods.iter().find(|m| self.selectors[&m.selector].uses_preferences()) {
+        // Each method's selector, configured with its `params` (errors carry the TOML position).
+        let mut method_selectors: Vec<Arc<dyn Selector>> = Vec::new();
+        for m in &self.config.methods {
+            let registered = self.selectors[&m.selector].clone();
+            method_selectors.push(registered.configure(&self.config.method_params(m))?.unwrap_or(registered));
+        }
+        if let Some((m, _)) = self.config.methods.iter().zip(&method_selectors).find(|(_, s)| s.uses_preferences()) {
             let policy = (make_policy)();
             if !policy.supports_preferences() {
                 return Err(Error::Setup(format!(
@@ -266,11 +272,16 @@ impl Experiment {
 
         let sft_row = runner.sft_phase(&train, &experts_by_task).await?;
         let mut methods = Vec::new();
-        for m in &self.config.methods {
-            let selector = self.selectors[&m.selector].clone();
+        for (m, selector) in self.config.methods.iter().zip(method_selectors) {
             let mut rows = vec![sft_row.clone()];
             if m.selector != "sft" {
-                let budget_of = m.match_budget_of.as_ref().map(|s| self.selectors[s].clone());
+                let budget_of = match &m.match_budget_of {
+                    None => None,
+                    Some(s) => {
+                        let registered = self.selectors[s].clone();
+                        Some(registered.configure(&crate::selection::Params::absent(m.label()))?.unwrap_or(registered))
+                    }
+                };
                 let mine: ByTask = match &m.experts {
                     None => experts_by_task.clone(),
                     Some(names) => experts_by_task
@@ -557,33 +568,24 @@ impl Runner<'_> {
         for task in train {
             let task_experts = experts.get(&task.id).map_or(&[][..], Vec::as_slice);
             for start in selector.plan(&PlanContext { task, experts: task_experts }) {
-                let (tag, prefix, reset_seed, provenance) = match &start {
-                    StartState::TaskStart => ("s0".to_owned(), Vec::new(), None, None),
-                    StartState::Expert { trajectory, step } => {
-                        let Some(e) = task_experts.iter().find(|e| &e.id == trajectory) else {
-                            tracing::warn!(%trajectory, "planned start names an unknown expert trajectory; skipped");
-                            continue;
-                        };
-                        // The prefix is replayed with the expert's own seed, as it was recorded.
-                        (format!("{trajectory}@s{step}"), e.turns[..(*step).min(e.turns.len())].to_vec(), Some(e.seed), e.provenance.clone())
-                    }
+                let tag = match &start {
+                    StartState::TaskStart => "s0".to_owned(),
+                    StartState::Expert { trajectory, step } => format!("{trajectory}@s{step}"),
                 };
                 let samples = samples_at(start_index);
                 start_index += 1;
                 for sample in 0..samples {
                     let id = format!("{method}/it{iteration}/{}/{tag}/{sample}", task.id);
-                    jobs.push(EpisodeJob {
-                        seed: self.seed(&id),
-                        reset_seed,
-                        provenance: provenance.clone(),
-                        id,
-                        task: task.clone(),
-                        start: start.clone(),
-                        prefix: prefix.clone(),
-                        sample,
-                        temperature: self.config.rollout.temperature,
-                        source: Source::Exploration { method: label.to_owned(), iteration },
-                    });
+                    let seed = self.seed(&id);
+                    let source = Source::Exploration { method: label.to_owned(), iteration };
+                    // The prefix is replayed with the expert's own seed, as it was recorded.
+                    match EpisodeJob::from_plan(id, task, &start, task_experts, sample, seed, self.config.rollout.temperature, source) {
+                        Some(job) => jobs.push(job),
+                        None => {
+                            tracing::warn!(start = %tag, "planned start names an unknown expert trajectory; skipped");
+                            break;
+                        }
+                    }
                 }
             }
         }

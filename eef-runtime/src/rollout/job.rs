@@ -1,7 +1,7 @@
 //! One episode to run.
 
 use crate::task::Task;
-use crate::trajectory::{Actor, Source, StartState, Turn};
+use crate::trajectory::{Actor, Source, StartState, Trajectory, Turn};
 
 /// One episode: a task, the state to start from and the seed.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,6 +36,22 @@ impl EpisodeJob {
     pub fn from_start(task: Task, sample: usize, seed: u64, temperature: f32, source: Source) -> Self {
         let id = format!("{}/s0/{}", task.id, sample);
         EpisodeJob { id, task, start: StartState::TaskStart, prefix: Vec::new(), sample, seed, reset_seed: None, provenance: None, temperature, source }
+    }
+
+    /// A job from a planned start state: from the task start, or from step `step` of one of
+    /// `experts` (the task's expert trajectories), whose prefix is replayed with the expert's own
+    /// seed and whose provenance the episode inherits. `None` when the start names an expert
+    /// trajectory not among `experts`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_plan(id: String, task: &Task, start: &StartState, experts: &[Trajectory], sample: usize, seed: u64, temperature: f32, source: Source) -> Option<Self> {
+        let (prefix, reset_seed, provenance) = match start {
+            StartState::TaskStart => (Vec::new(), None, None),
+            StartState::Expert { trajectory, step } => {
+                let e = experts.iter().find(|e| &e.id == trajectory)?;
+                (e.turns[..(*step).min(e.turns.len())].to_vec(), Some(e.seed), e.provenance.clone())
+            }
+        };
+        Some(EpisodeJob { id, task: task.clone(), start: start.clone(), prefix, sample, seed, reset_seed, provenance, temperature, source })
     }
 
     /// The seed the environment is reset (and the prefix replayed) with.

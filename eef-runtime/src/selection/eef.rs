@@ -210,6 +210,14 @@ impl Selector for Eef {
         "eef"
     }
 
+    /// `params` keys replace the `[eef]` section's for this method (e.g. `params = { states = 3 }`).
+    fn configure(&self, params: &super::Params<'_>) -> Result<Option<std::sync::Arc<dyn Selector>>, crate::config::ConfigError> {
+        if params.is_absent() {
+            return Ok(None);
+        }
+        Ok(Some(std::sync::Arc::new(params.overlay(self)?)))
+    }
+
     fn plan(&self, ctx: &PlanContext<'_>) -> Vec<StartState> {
         let mut starts = vec![StartState::TaskStart];
         for expert in ctx.experts.iter().filter(|t| self.probes(t)) {

@@ -13,6 +13,7 @@
 mod choice;
 mod eef;
 mod eto;
+mod params;
 mod rft;
 mod sft;
 
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use choice::SolutionChoice;
 pub use eef::{classify_segments, probe_steps, Eef, ExpertFailures, Probe, Segment, SegmentKind, ShortTrajectories};
 pub use eto::Eto;
+pub use params::{configured, Configured, Params};
 pub use rft::Rft;
 pub use sft::Sft;
 
@@ -198,11 +200,23 @@ pub trait Selector: Send + Sync {
     fn uses_preferences(&self) -> bool {
         false
     }
+
+    /// This selector as one method configures it with its `params` table (absent when the
+    /// method has none): `Ok(None)` to run as registered, `Ok(Some(..))` for a configured copy.
+    /// The default takes no parameters and refuses a table; `#[selector]` functions with a
+    /// second argument read theirs ([`Params::parse`]); the built-in `eef` and `rft` lay the
+    /// table over their `[eef]` / `[rft]` sections ([`Params::overlay`]).
+    fn configure(&self, params: &Params<'_>) -> Result<Option<std::sync::Arc<dyn Selector>>, crate::config::ConfigError> {
+        params.none(self.name()).map(|()| None)
+    }
 }
 
 impl<S: Selector + ?Sized> Selector for std::sync::Arc<S> {
     fn name(&self) -> &str {
         (**self).name()
+    }
+    fn configure(&self, params: &Params<'_>) -> Result<Option<std::sync::Arc<dyn Selector>>, crate::config::ConfigError> {
+        (**self).configure(params)
     }
     fn uses_preferences(&self) -> bool {
         (**self).uses_preferences()

@@ -27,6 +27,14 @@ impl Selector for Rft {
         "rft"
     }
 
+    /// `params` keys replace the `[rft]` section's for this method (e.g. `params = { states = 3 }`).
+    fn configure(&self, params: &super::Params<'_>) -> Result<Option<std::sync::Arc<dyn Selector>>, crate::config::ConfigError> {
+        if params.is_absent() {
+            return Ok(None);
+        }
+        Ok(Some(std::sync::Arc::new(params.overlay(self)?)))
+    }
+
     fn select(&self, group: &TaskGroup<'_>) -> Selection {
         let mut s = if self.include_expert_successes { Sft.select(group) } else { Selection::default() };
         let start = StartState::TaskStart;

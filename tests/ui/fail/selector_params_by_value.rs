@@ -1,0 +1,14 @@
+use eef_runtime::prelude::*;
+
+#[derive(Default, serde::Deserialize)]
+struct Limits {
+    max_turns: usize,
+}
+
+#[selector]
+fn short(_group: &TaskGroup<'_>, params: Limits) -> Selection {
+    let _ = params.max_turns;
+    Selection::default()
+}
+
+fn main() {}
