@@ -287,3 +287,18 @@ fn the_built_in_eef_takes_per_method_overrides() {
         .expect("a configured copy");
     assert_eq!(configured.name(), "eef");
 }
+
+/// The public test helper: any environment's task groups in one call (expert, then exploration
+/// as the selector plans), and the selection a snapshot pins.
+#[test]
+fn short_rft_snapshot() {
+    use eef_runtime::testing::{GroupOptions, TaskGroups};
+    let selector = short_rft::with(ShortParams { max_turns: 3 });
+    let options = GroupOptions { samples: 4, seed: 5, ..GroupOptions::default() };
+    let groups = TaskGroups::collect(|_| Ok::<_, EnvError>(Counter::default()), Incrementer, TabularPolicy::default(), &selector, &options).unwrap();
+    assert_eq!(groups.tasks.len(), 8);
+    assert!(groups.explored.values().all(|v| v.len() == 4), "four explorations from each task start");
+    let selection = groups.select(&selector);
+    assert!(!selection.examples.is_empty() && selection.examples.len() < 8, "some tasks have a short success, some not");
+    insta::assert_snapshot!(selection.summary());
+}

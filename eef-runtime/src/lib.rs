@@ -30,6 +30,7 @@ pub mod rollout;
 pub mod seed;
 pub mod selection;
 pub mod sharegpt;
+pub mod testing;
 pub mod task;
 pub mod trajectory;
 
