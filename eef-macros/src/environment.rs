@@ -255,8 +255,14 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     });
     let convert = |m: &str, call: TokenStream| {
         let span = ret_span(m);
-        // The path is written out inside `quote_spanned!` so that all of it carries the span.
-        quote_spanned!(span=> ::eef_runtime::__private::IntoEnvResult::into_env_result(#call))
+        // The value is bound first, so the conversion's argument is one identifier carrying the
+        // return type's span: the error's primary span is the user's return type, not the
+        // attribute. The path is written out inside `quote_spanned!` so that all of it carries it.
+        let value = syn::Ident::new("__eef_value", span);
+        quote_spanned!(span=> {
+            let #value = #call;
+            ::eef_runtime::__private::IntoEnvResult::into_env_result(#value)
+        })
     };
     let replay = find("replay").map(|_| {
         let f = call("replay");
