@@ -4,6 +4,7 @@
 
 use eef_environments::webshop::{Shopper, ShopperConfig, WebShopConfig, WebShopEnv, SYSTEM_PROMPT};
 use eef_runtime::policy::{ChatConfig, ChatPolicy, Policy};
+use eef_runtime::remote::{AgentGymConfig, AgentGymFactory};
 use eef_runtime::reward::FinalReward;
 use eef_runtime::{Error, Experiment, ExperimentConfig};
 
@@ -24,16 +25,19 @@ pub struct Settings {
     /// heuristic shopper (key from the environment variable it names).
     #[serde(default)]
     pub chat: Option<ChatConfig>,
+    /// `[environment.remote]`: play on AgentGym-protocol servers (`eef serve-env --env webshop`
+    /// on other hosts, or AgentGym's own WebShop server) instead of in process.
+    #[serde(default)]
+    pub remote: Option<AgentGymConfig>,
 }
 
 /// Builds the WebShop experiment: the environment, the expert (heuristic shopper or a chat
 /// model), the burn Llama policy from `[policy]`, and WebShop's final reward (a win is reward 1).
 pub fn experiment(config: ExperimentConfig) -> Result<Experiment, Error> {
     let settings: Settings = config.environment()?;
-    let factory = WebShopEnv::factory(&settings.env)?;
     let policy = crate::lm::policy_factory(&config, Some(SYSTEM_PROMPT))?;
     let label = if settings.env.data_dir.is_some() { "webshop" } else { "webshop-synth" };
-    let note = match label {
+    let mut note = match label {
         "webshop" => "WebShop, original data.".to_owned(),
         _ => "webshop-synth: a synthetic catalog built around WebShop's real instructions and attributes \
               (the 1000 product pages are not available here). These are not WebShop numbers."
@@ -43,8 +47,15 @@ pub fn experiment(config: ExperimentConfig) -> Result<Experiment, Error> {
         Some(chat) => Box::new(ChatPolicy::new(chat, SYSTEM_PROMPT)),
         None => Box::new(Shopper::new(settings.expert)),
     };
-    Ok(Experiment::new(config)
-        .environment(factory)
+    let experiment = match settings.remote {
+        Some(remote) => {
+            let hosts = remote.servers.len();
+            note = format!("{note} Played on {hosts} AgentGym-protocol environment server(s).");
+            Experiment::new(config).environment(AgentGymFactory::new(AgentGymConfig { name: label.into(), ..remote })?)
+        }
+        None => Experiment::new(config).environment(WebShopEnv::factory(&settings.env)?),
+    };
+    Ok(experiment
         .expert(expert)
         .policy(policy)
         .reward(FinalReward)

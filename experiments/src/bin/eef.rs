@@ -1,6 +1,7 @@
 //! The `eef` command: `eef plan --config FILE` tells whether a configuration's run fits a device
 //! before you rent one; `eef export --format sharegpt FILE.jsonl -o OUT.json` hands a run's
-//! trajectories or selection to another trainer.
+//! trajectories or selection to another trainer; `eef serve-env --env webshop` serves an
+//! environment to rollouts on other hosts (AgentGym's environment-server protocol).
 //!
 //! ```text
 //! cargo run --release --bin eef -- plan --config experiments/configs/webshop-llama3-8b.toml \
@@ -31,6 +32,21 @@ enum Command {
         #[arg(long, default_value_t = 80.0)]
         device_gib: f64,
     },
+    /// Serves an environment over AgentGym's environment-server protocol (HTTP + JSON).
+    ServeEnv {
+        /// The environment.
+        #[arg(long, value_enum)]
+        env: eef_experiments::serve::ServedEnv,
+        /// An experiment configuration whose `[environment]` configures it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Address to listen on (port 0: any free port, printed).
+        #[arg(long, default_value = "127.0.0.1:36001")]
+        addr: String,
+        /// Handler threads (calls on different instances run in parallel).
+        #[arg(long, default_value_t = 32)]
+        threads: usize,
+    },
     /// Converts a run's JSONL (trajectories, selection or data set) for another trainer.
     Export {
         /// The JSONL file (e.g. `runs/webshop/eef/iter-1/dataset.jsonl`).
@@ -54,6 +70,7 @@ enum Format {
 fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Plan { config, model_config, device_gib } => eef_experiments::plan::run(&config, model_config, device_gib),
+        Command::ServeEnv { env, config, addr, threads } => eef_experiments::serve::run(env, config.as_deref(), &addr, threads),
         Command::Export { input, format: Format::Sharegpt, output } => eef_experiments::export::to_sharegpt(&input, &output),
     };
     eef_experiments::cli::print_report(result)

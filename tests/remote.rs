@@ -1,0 +1,172 @@
+//! Environments across hosts on loopback: this project's AgentGym-protocol server and the client
+//! environment that drives it, against the same environment in process.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use eef_environments::vault::{ScriptedExpert, VaultConfig, VaultEnv, World};
+use eef_runtime::policy::{Act, ActRequest, Policy, PolicyError};
+use eef_runtime::remote::{AgentGymConfig, AgentGymFactory, EnvServer, ServerHandle};
+use eef_runtime::reward::FinalReward;
+use eef_runtime::rollout::{CancellationToken, EpisodeJob, RolloutConfig, Rollouts};
+use eef_runtime::{EnvFactory, Source, Trajectory};
+
+fn vault() -> VaultConfig {
+    VaultConfig { train_tasks: 120, test_tasks: 8, hard_fraction: 0.5, ..VaultConfig::default() }
+}
+
+fn serve(config: &VaultConfig, addr: &str) -> ServerHandle {
+    EnvServer::bind(addr, VaultEnv::factory(config)).unwrap().spawn(32)
+}
+
+/// `samples` episodes of every training task from its start, each with its own seed.
+fn jobs(config: &VaultConfig, samples: usize) -> Vec<EpisodeJob> {
+    common::train_tasks(config)
+        .into_iter()
+        .flat_map(|t| {
+            (0..samples).map(move |s| {
+                let mut j = EpisodeJob::from_start(t.clone(), s, 1000 + s as u64, 1.0, Source::Exploration { method: "remote".into(), iteration: 1 });
+                j.id = format!("{}/{s}", t.id);
+                j
+            })
+        })
+        .collect()
+}
+
+fn run(factory: Arc<dyn EnvFactory>, policy: Arc<dyn Policy>, jobs: Vec<EpisodeJob>, concurrency: usize) -> Vec<Trajectory> {
+    let rollouts = Rollouts::new(factory, RolloutConfig { concurrency, progress: false, max_env_restarts: 6, ..RolloutConfig::default() });
+    common::runtime().block_on(rollouts.run("remote", policy, Arc::new(FinalReward), jobs, CancellationToken::new(), |_| Ok(()))).unwrap()
+}
+
+/// What an episode is, for comparing runs: task, actions, observations, rewards, outcome.
+fn played(t: &[Trajectory]) -> Vec<(String, Vec<(String, String, u64)>, bool)> {
+    t.iter().map(|t| (t.id.clone(), t.turns.iter().map(|u| (u.observation.clone(), u.action.clone(), u.reward.to_bits())).collect(), t.success)).collect()
+}
+
+/// The protocol's answers, call by call, as AgentGym's client reads them.
+#[test]
+fn the_server_speaks_agentgyms_protocol() {
+    let config = vault();
+    let server = serve(&config, "127.0.0.1:0");
+    let base = server.url();
+    let agent = ureq::Agent::new_with_config(ureq::Agent::config_builder().http_status_as_error(false).build());
+    let get = |path: &str| -> (u16, serde_json::Value) {
+        let mut r = agent.get(&format!("{base}{path}")).call().unwrap();
+        (r.status().as_u16(), serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap())
+    };
+    let post = |path: &str, body: serde_json::Value| -> (u16, serde_json::Value) {
+        let mut r = agent.post(&format!("{base}{path}")).send_json(&body).unwrap();
+        (r.status().as_u16(), serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap())
+    };
+    assert_eq!(get("/"), (200, serde_json::json!("ok")));
+    let (status, idx) = post("/create", serde_json::json!({}));
+    assert_eq!(status, 200);
+    let idx = idx.as_u64().unwrap();
+    let (status, reset) = post("/reset", serde_json::json!({ "env_idx": idx, "session_id": 3 }));
+    assert_eq!(status, 200);
+    assert!(reset[0].is_string() && reset[1].is_null(), "[observation, null]: {reset}");
+    assert_eq!(get(&format!("/observation?env_idx={idx}")).1, reset[0]);
+    let (_, actions) = get(&format!("/available_actions?env_idx={idx}"));
+    assert!(actions["has_search_bar"].is_boolean() && actions["clickables"].is_array() && actions["valid_actions"].is_array(), "{actions}");
+    let action = actions["valid_actions"][0].as_str().unwrap().to_owned();
+    let (status, step) = post("/step", serde_json::json!({ "env_idx": idx, "action": action }));
+    assert_eq!(status, 200);
+    assert!(step["state"].is_string() && step["reward"].is_number() && step["done"].is_boolean() && step["info"].is_null(), "{step}");
+    assert_eq!(get("/list_envs").1, serde_json::json!([idx]));
+    assert_eq!(post("/step", serde_json::json!({ "env_idx": 99, "action": "x" })).0, 404, "an unknown env_idx");
+    assert_eq!(post("/step", serde_json::json!({ "env_idx": idx })).0, 422, "a malformed body");
+    assert_eq!(post("/close", serde_json::json!({ "env_idx": idx })).1, serde_json::json!({ "closed": true }));
+    assert_eq!(get(&format!("/observation?env_idx={idx}")).0, 404);
+}
+
+/// Episodes played through two servers equal the same episodes played in process.
+#[test]
+fn served_episodes_equal_in_process_episodes() {
+    let config = vault();
+    let servers = [serve(&config, "127.0.0.1:0"), serve(&config, "127.0.0.1:0")];
+    let remote = AgentGymFactory::new(AgentGymConfig { servers: servers.iter().map(ServerHandle::url).collect(), ..AgentGymConfig::default() }).unwrap();
+    let expert: Arc<dyn Policy> = Arc::new(ScriptedExpert::new(&World::new(&config)));
+    let local = run(Arc::new(VaultEnv::factory(&config)), expert.clone(), jobs(&config, 1), 8);
+    let served = run(Arc::new(remote), expert, jobs(&config, 1), 8);
+    assert_eq!(local.len(), 120);
+    assert_eq!(played(&served), played(&local));
+}
+
+/// The scripted expert, crashing one server after `at` decisions (its instances are lost, its
+/// calls fail) and bringing it back, empty, after `back_at` (a restarted process).
+struct CrashesAServer {
+    inner: ScriptedExpert,
+    seen: AtomicUsize,
+    at: usize,
+    back_at: usize,
+    victim: ServerHandle,
+    lost: AtomicUsize,
+}
+
+impl Policy for CrashesAServer {
+    fn name(&self) -> String {
+        "crashes-a-server".into()
+    }
+    fn act_batch(&self, requests: &[ActRequest]) -> Vec<Result<Act, PolicyError>> {
+        let n = self.seen.fetch_add(requests.len(), Ordering::SeqCst);
+        if (self.at..self.at + requests.len()).contains(&n) || (n < self.at && n + requests.len() > self.at) {
+            self.lost.fetch_add(self.victim.crash(), Ordering::SeqCst);
+        }
+        if n <= self.back_at && n + requests.len() > self.back_at {
+            self.victim.recover();
+        }
+        self.inner.act_batch(requests)
+    }
+}
+
+/// 8 servers, 240 episodes with 200 in flight; one server crashes mid-run (its instances lost)
+/// and comes back later, empty. No episode is lost, and every episode is the one played in process:
+/// the engine made a fresh instance on another server and replayed the episode to where it was.
+#[test]
+fn eight_servers_two_hundred_concurrent_episodes_and_a_crashed_server_lose_nothing() {
+    let config = vault();
+    let mut servers: Vec<ServerHandle> = (0..8).map(|_| serve(&config, "127.0.0.1:0")).collect();
+    let urls: Vec<String> = servers.iter().map(ServerHandle::url).collect();
+    let victim = servers.remove(3);
+    let remote = AgentGymFactory::new(AgentGymConfig { servers: urls, ..AgentGymConfig::default() }).unwrap();
+    let expert = ScriptedExpert::new(&World::new(&config));
+    let policy = CrashesAServer { inner: ScriptedExpert::new(&World::new(&config)), seen: AtomicUsize::new(0), at: 300, back_at: 600, victim, lost: AtomicUsize::new(0) };
+    let policy = Arc::new(policy);
+    let served = run(Arc::new(remote), policy.clone(), jobs(&config, 2), 200);
+    assert!(policy.lost.load(Ordering::SeqCst) > 0 && policy.victim.refused() > 0, "the crash hit episodes in flight");
+    let local = run(Arc::new(VaultEnv::factory(&config)), Arc::new(expert), jobs(&config, 2), 8);
+    assert_eq!(served.len(), 240, "no episode lost");
+    assert_eq!(played(&served), played(&local), "every episode as played in process");
+}
+
+/// The whole loop with its environment on two servers: expert, SFT, exploration from task starts
+/// and expert states, selection, training and evaluation for one EEF iteration give the same
+/// report as the same run in process.
+#[test]
+fn one_eef_iteration_over_two_env_servers_equals_the_in_process_run() {
+    use eef_runtime::policy::TabularPolicy;
+    use eef_runtime::{Experiment, ExperimentConfig};
+    let config = common::small_vault();
+    let servers = [serve(&config, "127.0.0.1:0"), serve(&config, "127.0.0.1:0")];
+    let text = "[experiment]\nname = \"loop\"\niterations = 1\n[rollout]\nprogress = false\nconcurrency = 8\n[[methods]]\nselector = \"sft\"\n[[methods]]\nselector = \"eef\"\n";
+    let run_with = |factory: Arc<dyn Fn() -> Experiment>| {
+        let report = common::runtime().block_on(factory().run()).unwrap();
+        report.methods
+    };
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let experiment = |dir: &std::path::Path| {
+        let mut c = ExperimentConfig::from_toml("loop.toml", text).unwrap();
+        c.experiment.run_dir = dir.to_owned();
+        Experiment::new(c).expert(ScriptedExpert::new(&World::new(&config))).policy(TabularPolicy::default)
+    };
+    let (d0, d1) = (dirs[0].path().to_owned(), dirs[1].path().to_owned());
+    let cfg = config.clone();
+    let local = run_with(Arc::new(move || experiment(&d0).environment(VaultEnv::factory(&cfg))));
+    let urls: Vec<String> = servers.iter().map(ServerHandle::url).collect();
+    let remote = run_with(Arc::new(move || experiment(&d1).environment(AgentGymFactory::new(AgentGymConfig { servers: urls.clone(), ..AgentGymConfig::default() }).unwrap())));
+    assert_eq!(remote, local);
+    let eef = &remote[1].iterations[1];
+    assert!(eef.explore.as_ref().unwrap().episodes > 0 && eef.recovery_states > 0, "EEF explored from expert states over HTTP");
+}
