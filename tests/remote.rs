@@ -170,3 +170,98 @@ fn one_eef_iteration_over_two_env_servers_equals_the_in_process_run() {
     let eef = &remote[1].iterations[1];
     assert!(eef.explore.as_ref().unwrap().episodes > 0 && eef.recovery_states > 0, "EEF explored from expert states over HTTP");
 }
+
+/// One line of the mock inference server's log.
+#[derive(Clone, Debug, PartialEq)]
+enum Call {
+    Load(String),
+    Complete { model: String, seed: bool, stop: bool },
+}
+
+/// A loopback OpenAI-compatible server with vLLM's runtime LoRA endpoint: it logs every call,
+/// fails the first load of each adapter with 503 and every fifth completion with 500 (the policy
+/// retries), and answers `Action: <the first valid action>` for the Vault.
+fn mock_inference_server(log: Arc<std::sync::Mutex<Vec<Call>>>) -> (String, std::thread::JoinHandle<()>, Arc<tiny_http::Server>) {
+    let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+    let url = format!("http://{}/v1", server.server_addr().to_ip().unwrap());
+    let s = server.clone();
+    let handle = std::thread::spawn(move || {
+        let mut completions = 0usize;
+        while let Ok(mut request) = s.recv() {
+            let mut body = String::new();
+            request.as_reader().read_to_string(&mut body).unwrap();
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let (status, answer) = match request.url() {
+                "/v1/load_lora_adapter" => {
+                    let name = json["lora_name"].as_str().unwrap().to_owned();
+                    let mut log = log.lock().unwrap();
+                    let first = !log.contains(&Call::Load(name.clone())) && !log.iter().any(|c| c == &Call::Load(format!("failed:{name}")));
+                    if first {
+                        log.push(Call::Load(format!("failed:{name}")));
+                        (503, "busy".to_owned())
+                    } else {
+                        log.push(Call::Load(name));
+                        (200, "Success".to_owned())
+                    }
+                }
+                "/v1/chat/completions" => {
+                    completions += 1;
+                    if completions % 5 == 0 {
+                        (500, "overloaded".to_owned())
+                    } else {
+                        log.lock().unwrap().push(Call::Complete { model: json["model"].as_str().unwrap().to_owned(), seed: json["seed"].is_u64(), stop: json["stop"].is_array() });
+                        let content = "Thought: the first lever.\nAction: pull[1]";
+                        (200, serde_json::json!({ "choices": [{ "message": { "role": "assistant", "content": content } }] }).to_string())
+                    }
+                }
+                other => (404, format!("no route {other}")),
+            };
+            let _ = request.respond(tiny_http::Response::from_string(answer).with_status_code(status));
+        }
+    });
+    (url, handle, server)
+}
+
+/// Rollouts through an inference server: every checkpoint the loop saves is loaded into the
+/// server as a LoRA adapter (vLLM's runtime endpoint), and each phase's requests name the
+/// adapter it should: exploration of iteration k the checkpoint of k − 1, evaluation of k its
+/// own. 5xx answers are retried: no episode breaks.
+#[test]
+fn rollouts_go_through_the_inference_server_serving_the_adapter_just_trained() {
+    use eef_runtime::policy::{ChatConfig, ServedConfig, ServedPolicy, TabularPolicy};
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (url, handle, server) = mock_inference_server(log.clone());
+    let tmp = tempfile::tempdir().unwrap();
+    let text = "[experiment]\nname = \"served\"\niterations = 2\n[rollout]\nprogress = false\nconcurrency = 4\n[[methods]]\nselector = \"sft\"\n[[methods]]\nselector = \"eef\"\n[environment]\ntrain_tasks = 6\ntest_tasks = 3\n";
+    let mut config = eef_runtime::ExperimentConfig::from_toml("served.toml", text).unwrap();
+    config.experiment.run_dir = tmp.path().to_owned();
+    let served = ServedConfig { chat: ChatConfig { base_url: url, model: "base".into(), backoff_ms: 1, stop: vec!["\nObservation".into()], ..ChatConfig::default() }, ..ServedConfig::default() };
+    let exp = eef_experiments::vault::experiment(config).unwrap().policy(move || ServedPolicy::new(Box::new(TabularPolicy::default()), served.clone(), "You open vaults."));
+    let report = common::runtime().block_on(exp.run()).unwrap();
+    server.unblock();
+    handle.join().unwrap();
+    let log = log.lock().unwrap().clone();
+    let loaded: Vec<&String> = log.iter().filter_map(|c| match c { Call::Load(n) if !n.starts_with("failed:") => Some(n), _ => None }).collect();
+    let names: Vec<String> = ["served-sft", "eef-iter-1", "eef-iter-2"].iter().map(|s| s.to_string()).collect();
+    for n in &names {
+        assert!(loaded.iter().any(|l| l.ends_with(n.as_str())), "adapter {n} loaded: {loaded:?}");
+    }
+    // Each completion names an adapter already loaded at that point.
+    let mut seen = Vec::new();
+    for c in &log {
+        match c {
+            Call::Load(n) => seen.push(n.clone()),
+            Call::Complete { model, seed, stop } => {
+                assert!(seen.contains(model), "{model} named before it was loaded");
+                assert!(*seed && *stop, "requests carry the seed and the stop strings");
+            }
+        }
+    }
+    let models: std::collections::BTreeSet<&String> = log.iter().filter_map(|c| match c { Call::Complete { model, .. } => Some(model), _ => None }).collect();
+    assert!(models.iter().any(|m| m.ends_with("served-sft")) && models.iter().any(|m| m.ends_with("eef-iter-2")), "{models:?}");
+    // The evaluation of iteration 2 used the adapter of iteration 2.
+    let eval2: Vec<Trajectory> = eef_runtime::jsonl::read(&tmp.path().join("served/eef/iter-2/eval.jsonl")).unwrap();
+    assert!(!eval2.is_empty());
+    let broken: usize = report.methods.iter().flat_map(|m| &m.iterations).map(|it| it.eval.broken).sum();
+    assert_eq!(broken, 0, "the 5xx answers were retried");
+}

@@ -1,7 +1,7 @@
 //! The language-model policy of an experiment, from its `[policy]` section.
 
 use eef_runtime::model::{lm_policy, LmSettings};
-use eef_runtime::policy::Policy;
+use eef_runtime::policy::{Policy, ServedPolicy};
 use eef_runtime::{Error, ExperimentConfig};
 
 /// Reads `[policy]` as [`LmSettings`] and returns a factory of fresh [`eef_runtime::model::LmPolicy`]s
@@ -20,9 +20,17 @@ pub fn policy_factory(config: &ExperimentConfig, system_prompt: Option<&str>) ->
     }
     let check = lm_policy(settings.clone()).map_err(|e| Error::Setup(format!("[policy] backend: {e}")))?;
     drop(check);
-    Ok(move || match lm_policy(settings.clone()) {
-        Ok(p) => p,
-        // The same settings were accepted above; the backend set cannot change in between.
-        Err(e) => unreachable!("backend accepted at start-up: {e}"),
+    let system = system_prompt.unwrap_or_default().to_owned();
+    Ok(move || {
+        let policy = match lm_policy(settings.clone()) {
+            Ok(p) => p,
+            // The same settings were accepted above; the backend set cannot change in between.
+            Err(e) => unreachable!("backend accepted at start-up: {e}"),
+        };
+        match &settings.server {
+            // Rollouts on the inference server, training here.
+            Some(server) => Box::new(ServedPolicy::new(policy, server.clone(), system.clone())) as Box<dyn Policy>,
+            None => policy,
+        }
     })
 }

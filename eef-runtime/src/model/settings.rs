@@ -55,6 +55,9 @@ pub struct LmSettings {
     pub save_dtype: SaveDtype,
     /// Checkpoints larger than this many bytes are written as shards with an index.
     pub max_shard_bytes: usize,
+    /// `[policy.server]`: act through an inference server serving each saved checkpoint
+    /// ([`crate::policy::ServedPolicy`]); training stays here.
+    pub server: Option<crate::policy::ServedConfig>,
 }
 
 impl Default for LmSettings {
@@ -78,6 +81,7 @@ impl Default for LmSettings {
             lora: None,
             save_dtype: SaveDtype::F32,
             max_shard_bytes: 5_000_000_000,
+            server: None,
         }
     }
 }

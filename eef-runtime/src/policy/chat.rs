@@ -31,6 +31,10 @@ pub struct ChatConfig {
     pub timeout_secs: f64,
     /// Most tokens per answer.
     pub max_tokens: u32,
+    /// Stop strings sent with each request (none when empty).
+    pub stop: Vec<String>,
+    /// Send each decision's seed (`"seed"`), so that a deterministic server reproduces a run.
+    pub send_seed: bool,
 }
 
 impl Default for ChatConfig {
@@ -43,6 +47,8 @@ impl Default for ChatConfig {
             backoff_ms: 500,
             timeout_secs: 60.0,
             max_tokens: 256,
+            stop: Vec::new(),
+            send_seed: true,
         }
     }
 }
@@ -95,6 +101,11 @@ impl ChatPolicy {
         ChatPolicy { config, system: system.into(), agent }
     }
 
+    /// The same policy, with requests naming `model` (the agent and its connections shared).
+    pub fn with_model(&self, model: &str) -> ChatPolicy {
+        ChatPolicy { config: ChatConfig { model: model.to_owned(), ..self.config.clone() }, system: self.system.clone(), agent: self.agent.clone() }
+    }
+
     /// The chat messages for a request: system prompt, the instruction with the first
     /// observation, then the episode so far in ReAct form.
     fn messages(&self, r: &ActRequest) -> Vec<Message<'static>> {
@@ -111,12 +122,19 @@ impl ChatPolicy {
 
     fn complete(&self, r: &ActRequest) -> Result<String, PolicyError> {
         let url = format!("{}/chat/completions", self.config.base_url.trim_end_matches('/'));
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "model": self.config.model,
             "messages": self.messages(r),
             "temperature": r.temperature,
             "max_tokens": self.config.max_tokens,
         });
+        if self.config.send_seed {
+            // Within int64, as the OpenAI API takes it.
+            body["seed"] = serde_json::json!(r.seed & (i64::MAX as u64));
+        }
+        if !self.config.stop.is_empty() {
+            body["stop"] = serde_json::json!(self.config.stop);
+        }
         let key = std::env::var(&self.config.api_key_env).unwrap_or_default();
         let mut last = String::new();
         for attempt in 0..=self.config.max_retries {

@@ -7,6 +7,7 @@
 //! is what makes rollouts reproducible under any concurrency.
 
 pub mod chat;
+pub mod served;
 mod tabular;
 
 use std::path::Path;
@@ -14,6 +15,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use chat::{ChatConfig, ChatPolicy};
+pub use served::{ServedConfig, ServedPolicy};
 pub use tabular::{LastLineKey, StateKey, TabularPolicy};
 
 use crate::trajectory::Trajectory;
