@@ -40,8 +40,11 @@ fn run(factory: Arc<dyn EnvFactory>, policy: Arc<dyn Policy>, jobs: Vec<EpisodeJ
     common::runtime().block_on(rollouts.run("remote", policy, Arc::new(FinalReward), jobs, CancellationToken::new(), |_| Ok(()))).unwrap()
 }
 
+/// One episode as played: its id, every (observation, action, reward bits), and its outcome.
+type Played = (String, Vec<(String, String, u64)>, bool);
+
 /// What an episode is, for comparing runs: task, actions, observations, rewards, outcome.
-fn played(t: &[Trajectory]) -> Vec<(String, Vec<(String, String, u64)>, bool)> {
+fn played(t: &[Trajectory]) -> Vec<Played> {
     t.iter().map(|t| (t.id.clone(), t.turns.iter().map(|u| (u.observation.clone(), u.action.clone(), u.reward.to_bits())).collect(), t.success)).collect()
 }
 
@@ -206,7 +209,7 @@ fn mock_inference_server(log: Arc<std::sync::Mutex<Vec<Call>>>) -> (String, std:
                 }
                 "/v1/chat/completions" => {
                     completions += 1;
-                    if completions % 5 == 0 {
+                    if completions.is_multiple_of(5) {
                         (500, "overloaded".to_owned())
                     } else {
                         log.lock().unwrap().push(Call::Complete { model: json["model"].as_str().unwrap().to_owned(), seed: json["seed"].is_u64(), stop: json["stop"].is_array() });

@@ -22,9 +22,16 @@ fn server(addr: &str) -> Option<(Child, String)> {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).ok()?;
-    let url = line.trim().strip_prefix("listening on ")?.to_owned();
-    Some((child, url))
+    let read = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+    match line.trim().strip_prefix("listening on ") {
+        Some(url) if read.is_ok() => Some((child, url.to_owned())),
+        // It could not listen (the port is still taken): no server.
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        }
+    }
 }
 
 /// The scripted expert; after `at` decisions it SIGKILLs the victim server, and after `back_at`
@@ -96,7 +103,8 @@ fn a_sigkilled_server_loses_no_episode() {
     }
     assert!(killer.seen.load(Ordering::SeqCst) > 100, "the server was killed mid-run");
     assert_eq!(served.len(), local.len(), "no episode lost");
-    let played = |t: &[Trajectory]| -> Vec<(String, Vec<(String, String)>, bool)> {
+    type Played = (String, Vec<(String, String)>, bool);
+    let played = |t: &[Trajectory]| -> Vec<Played> {
         t.iter().map(|t| (t.id.clone(), t.turns.iter().map(|u| (u.observation.clone(), u.action.clone())).collect(), t.success)).collect()
     };
     assert_eq!(played(&served), played(&local), "every episode as played in process");

@@ -107,7 +107,7 @@ impl KeysExpert {
     fn act(&self, r: &ActRequest) -> Result<Act, PolicyError> {
         let index: usize = r.task.as_str().trim_start_matches("house-").parse().map_err(|_| PolicyError::Other(format!("not a house: {}", r.task)))?;
         let lock = r.observation.split(" has a ").nth(1).and_then(|s| s.split(' ').next()).unwrap_or("red");
-        let hard = self.hard_every > 0 && index % self.hard_every == 0;
+        let hard = self.hard_every > 0 && index.is_multiple_of(self.hard_every);
         let middle = KeysEnv::doors_of(index).len() / 2;
         let key = if hard && r.history.len() == middle { "black" } else { lock };
         Ok(Act::new(format!("use {key} key")))

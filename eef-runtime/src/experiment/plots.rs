@@ -74,10 +74,14 @@ fn plot(report: &Report, path: &Path, title: &str, y_label: &str, value: &dyn Fn
     root.present().map_err(|e| e.to_string())
 }
 
+/// One training-loss curve: the method's label, the objective (`"sft"` or `"dpo"`) and its
+/// `(optimizer step, loss)` points.
+pub type LossCurve = (String, &'static str, Vec<(f64, f64)>);
+
 /// Each method's training-loss curve: the shared SFT steps, then its iterations' steps, in the
 /// order trained (x = optimizer steps so far). A step trained twice (a resumed run) counts
 /// once, with its last value. DPO steps are drawn as a dashed line of their own.
-pub fn loss_curves(report: &Report, records: &[Record]) -> Vec<(String, &'static str, Vec<(f64, f64)>)> {
+pub fn loss_curves(report: &Report, records: &[Record]) -> Vec<LossCurve> {
     use std::collections::BTreeMap;
     // (method, iteration, objective) -> step -> loss
     let mut steps: BTreeMap<(&str, usize, &str), BTreeMap<usize, f64>> = BTreeMap::new();
@@ -113,7 +117,7 @@ pub fn loss_curves(report: &Report, records: &[Record]) -> Vec<(String, &'static
     curves
 }
 
-fn plot_loss(curves: &[(String, &'static str, Vec<(f64, f64)>)], labels: &[String], path: &Path) -> Result<(), String> {
+fn plot_loss(curves: &[LossCurve], labels: &[String], path: &Path) -> Result<(), String> {
     let x_max = curves.iter().flat_map(|c| c.2.iter().map(|p| p.0)).fold(1.0f64, f64::max);
     let y_max = curves.iter().flat_map(|c| c.2.iter().map(|p| p.1)).filter(|v| v.is_finite()).fold(0.1f64, f64::max);
     let y_min = curves.iter().flat_map(|c| c.2.iter().map(|p| p.1)).filter(|v| v.is_finite()).fold(0.0f64, f64::min);

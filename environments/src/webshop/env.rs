@@ -246,7 +246,7 @@ impl WebShopEnv {
             }
             "<a>" => {
                 let attribute = rest();
-                filter(&|p| p.attributes.iter().any(|a| *a == attribute))
+                filter(&|p| p.attributes.contains(&attribute))
             }
             _ => c.index.search(keywords, SEARCH_RETURN_N),
         }

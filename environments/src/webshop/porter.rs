@@ -79,7 +79,7 @@ impl Stemmer {
     }
 
     fn double_c(&self, j: usize) -> bool {
-        j >= self.k0 + 1 && self.b[j] == self.b[j - 1] && self.cons(j)
+        j > self.k0 && self.b[j] == self.b[j - 1] && self.cons(j)
     }
 
     fn cvc(&self, i: usize) -> bool {

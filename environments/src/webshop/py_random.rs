@@ -20,7 +20,7 @@ impl PyRandom {
     /// `random.seed(seed)`.
     pub fn new(seed: u64) -> Self {
         let key: Vec<u32> = if seed >> 32 == 0 { vec![seed as u32] } else { vec![seed as u32, (seed >> 32) as u32] };
-        PyRandom { mt: Mt::new_with_key(key.into_iter()) }
+        PyRandom { mt: Mt::new_with_key(key) }
     }
 
     /// `random.getrandbits(k)` for `1 <= k <= 32`.
