@@ -14,10 +14,7 @@ const SHAPE: &str = "fn name(group: &TaskGroup<'_>) -> Selection` or, with param
 /// on the argument that says how to write it.
 fn params_type(arg: &FnArg) -> Result<&Type, syn::Error> {
     let FnArg::Typed(pat) = arg else {
-        return Err(syn::Error::new_spanned(
-            arg,
-            "the parameters argument is a typed argument: `params: &YourParams`",
-        ));
+        return Err(syn::Error::new_spanned(arg, "the parameters argument is a typed argument: `params: &YourParams`"));
     };
     match &*pat.ty {
         Type::Reference(r) if r.mutability.is_none() => Ok(&r.elem),
@@ -29,105 +26,57 @@ fn params_type(arg: &FnArg) -> Result<&Type, syn::Error> {
 }
 
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    fn_item::expand(
-        args,
-        item,
-        "selector",
-        SHAPE,
-        2,
-        &["name", "plan"],
-        |f, a, errors| {
-            let mut name = f.sig.ident.to_string();
-            match a.string("name") {
-                Ok(Some((n, span))) if n.trim().is_empty() => push(
-                    errors,
-                    syn::Error::new(
-                        span,
-                        "`name` must not be empty: it is how `[[methods]]` refers to the selector",
-                    ),
-                ),
-                Ok(Some((n, _))) => name = n,
-                Ok(None) => {}
-                Err(e) => push(errors, e),
+    fn_item::expand(args, item, "selector", SHAPE, 2, &["name", "plan"], |f, a, errors| {
+        let mut name = f.sig.ident.to_string();
+        match a.string("name") {
+            Ok(Some((n, span))) if n.trim().is_empty() => {
+                push(errors, syn::Error::new(span, "`name` must not be empty: it is how `[[methods]]` refers to the selector"))
             }
-            let plan = match a.path("plan") {
-                Ok(p) => p,
-                Err(e) => {
-                    push(errors, e);
-                    None
-                }
-            };
-            let ident = &f.sig.ident;
-            let vis = &f.vis;
-            let params = match f.sig.inputs.iter().nth(1).map(params_type) {
-                None => None,
-                Some(Ok(t)) => Some(t),
-                Some(Err(e)) => {
-                    push(errors, e);
-                    return TokenStream::new();
-                }
-            };
-            let Some(params) = params else {
-                let plan_fn = plan.map(|p| {
-                    quote! {
-                        fn plan(
-                            &self,
-                            ctx: &::eef_runtime::__private::PlanContext<'_>,
-                        ) -> ::eef_runtime::__private::Vec<::eef_runtime::__private::StartState> {
-                            #p(ctx)
-                        }
-                    }
-                });
-                return quote! {
-                    impl ::eef_runtime::__private::Selector for #ident {
-                        fn name(&self) -> &str {
-                            #name
-                        }
-                        #plan_fn
-                        fn select(
-                            &self,
-                            group: &::eef_runtime::__private::TaskGroup<'_>,
-                        ) -> ::eef_runtime::__private::Selection {
-                            #ident::call(group)
-                        }
-                    }
-                };
-            };
-            // With parameters: the unit struct runs with `Params::default()`; each method gets a
-            // copy bound to its own `params` table. The trait requirements are spanned on the
-            // user's parameter type, so a missing `Deserialize` or `Default` is reported there.
-            let default_params = quote_spanned! {params.span()=> <#params as ::eef_runtime::__private::Default>::default() };
-            let parse = quote_spanned! {params.span()=> params.parse::<#params>() };
-            let plan_of = |p: &syn::Path| quote! { |ctx: &::eef_runtime::__private::PlanContext<'_>, params: &#params| #p(ctx, params) };
-            let plan_fn = plan.as_ref().map(|p| {
-                quote! {
-                    fn plan(
-                        &self,
-                        ctx: &::eef_runtime::__private::PlanContext<'_>,
-                    ) -> ::eef_runtime::__private::Vec<::eef_runtime::__private::StartState> {
-                        #p(ctx, &#default_params)
-                    }
-                }
-            });
-            let plan_value = match &plan {
-                Some(p) => {
-                    let closure = plan_of(p);
-                    quote! { ::eef_runtime::__private::Option::Some(#closure) }
-                }
-                None => quote! { ::eef_runtime::__private::Option::None },
-            };
+            Ok(Some((n, _))) => name = n,
+            Ok(None) => {}
+            Err(e) => push(errors, e),
+        }
+        let plan = match a.path("plan") {
+            Ok(p) => p,
+            Err(e) => {
+                push(errors, e);
+                None
+            }
+        };
+        let (ident, vis) = (&f.sig.ident, &f.vis);
+        let params = match f.sig.inputs.iter().nth(1).map(params_type) {
+            None => None,
+            Some(Ok(t)) => Some(t),
+            Some(Err(e)) => {
+                push(errors, e);
+                return TokenStream::new();
+            }
+        };
+        // With parameters, the unit struct runs with `P::default()` and each method gets a copy
+        // bound to its own `params` table. The trait requirements are spanned on the user's
+        // parameter type, so a missing `Deserialize` or `Default` is reported there.
+        let default_params = params.map(|t| quote_spanned! {t.span()=> , &<#t as ::eef_runtime::__private::Default>::default() });
+        let plan_fn = plan.as_ref().map(|p| {
             quote! {
-                impl ::eef_runtime::__private::Selector for #ident {
-                    fn name(&self) -> &str {
-                        #name
-                    }
-                    #plan_fn
-                    fn select(
-                        &self,
-                        group: &::eef_runtime::__private::TaskGroup<'_>,
-                    ) -> ::eef_runtime::__private::Selection {
-                        #ident::call(group, &#default_params)
-                    }
+                fn plan(
+                    &self,
+                    ctx: &::eef_runtime::__private::PlanContext<'_>,
+                ) -> ::eef_runtime::__private::Vec<::eef_runtime::__private::StartState> {
+                    #p(ctx #default_params)
+                }
+            }
+        });
+        let (configure, with) = match params {
+            None => (None, None),
+            Some(t) => {
+                let parse = quote_spanned! {t.span()=> params.parse::<#t>() };
+                let plan_value = match &plan {
+                    Some(p) => quote! {
+                        ::eef_runtime::__private::Option::Some(|ctx: &::eef_runtime::__private::PlanContext<'_>, params: &#t| #p(ctx, params))
+                    },
+                    None => quote! { ::eef_runtime::__private::Option::None },
+                };
+                let configure = quote! {
                     fn configure(
                         &self,
                         params: &::eef_runtime::__private::Params<'_>,
@@ -138,16 +87,34 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                         let params = #parse?;
                         ::eef_runtime::__private::Result::Ok(::eef_runtime::__private::configured(#ident::with(params)))
                     }
-                }
-
-                impl #ident {
-                    /// This selector bound to `params` (what a method's `params` table gives it).
-                    #[allow(dead_code)]
-                    #vis fn with(params: #params) -> ::eef_runtime::__private::Configured<#params> {
-                        ::eef_runtime::__private::Configured::new(#name, params, |group, params| #ident::call(group, params), #plan_value)
+                };
+                let with = quote! {
+                    impl #ident {
+                        /// This selector bound to `params` (what a method's `params` table gives it).
+                        #[allow(dead_code)]
+                        #vis fn with(params: #t) -> ::eef_runtime::__private::Configured<#t> {
+                            ::eef_runtime::__private::Configured::new(#name, params, |group, params| #ident::call(group, params), #plan_value)
+                        }
                     }
-                }
+                };
+                (Some(configure), Some(with))
             }
-        },
-    )
+        };
+        quote! {
+            impl ::eef_runtime::__private::Selector for #ident {
+                fn name(&self) -> &str {
+                    #name
+                }
+                #plan_fn
+                fn select(
+                    &self,
+                    group: &::eef_runtime::__private::TaskGroup<'_>,
+                ) -> ::eef_runtime::__private::Selection {
+                    #ident::call(group #default_params)
+                }
+                #configure
+            }
+            #with
+        }
+    })
 }

@@ -74,6 +74,15 @@ struct ReplyMessage {
     content: Option<String>,
 }
 
+/// Why a request to the endpoint failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// A client error (4xx but 429): retrying would not help; the message names URL and answer.
+    Refused(String),
+    /// Every attempt failed (transport, 429 or 5xx); the last error.
+    Unreachable(String),
+}
+
 /// A ReAct policy over a chat-completions endpoint.
 #[derive(Clone)]
 pub struct ChatPolicy {
@@ -135,43 +144,52 @@ impl ChatPolicy {
         if !self.config.stop.is_empty() {
             body["stop"] = serde_json::json!(self.config.stop);
         }
+        let text = self.post_retrying(&url, &body, "chat request").map_err(|e| match e {
+            Failure::Refused(m) => PolicyError::Other(m),
+            Failure::Unreachable(last) => PolicyError::Other(format!(
+                "cannot reach the chat endpoint {url} after {} attempts ({last}); is the server running and `base_url` right?",
+                self.config.max_retries + 1
+            )),
+        })?;
+        let reply: Reply = serde_json::from_str(&text).map_err(|e| PolicyError::Other(format!("{url}: unexpected answer ({e}): {}", text.chars().take(200).collect::<String>())))?;
+        reply.choices.into_iter().next().and_then(|c| c.message.content).ok_or_else(|| PolicyError::Other(format!("{url}: an answer without content")))
+    }
+
+    /// POSTs `body` (JSON) to `url` with the API key, retrying transport errors, 429 and 5xx with
+    /// exponential backoff; the body of the 200 answer.
+    pub(crate) fn post_retrying(&self, url: &str, body: &serde_json::Value, what: &str) -> Result<String, Failure> {
+        self.post_retrying_accepting(url, body, what, &|_, _| false)
+    }
+
+    /// [`ChatPolicy::post_retrying`], also succeeding on answers `accept(status, body)` takes.
+    pub(crate) fn post_retrying_accepting(&self, url: &str, body: &serde_json::Value, what: &str, accept: &dyn Fn(u16, &str) -> bool) -> Result<String, Failure> {
         let key = std::env::var(&self.config.api_key_env).unwrap_or_default();
         let mut last = String::new();
         for attempt in 0..=self.config.max_retries {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(self.config.backoff_ms.saturating_mul(1 << (attempt - 1).min(16))));
             }
-            let mut req = self.agent.post(&url).header("Content-Type", "application/json");
+            let mut req = self.agent.post(url).header("Content-Type", "application/json");
             if !key.is_empty() {
                 req = req.header("Authorization", &format!("Bearer {key}"));
             }
-            match req.send_json(&body) {
+            match req.send_json(body) {
                 Ok(mut resp) => {
                     let status = resp.status().as_u16();
                     let text = resp.body_mut().read_to_string().unwrap_or_default();
-                    if status == 200 {
-                        let reply: Reply = serde_json::from_str(&text)
-                            .map_err(|e| PolicyError::Other(format!("{url}: unexpected answer ({e}): {}", text.chars().take(200).collect::<String>())))?;
-                        return reply
-                            .choices
-                            .into_iter()
-                            .next()
-                            .and_then(|c| c.message.content)
-                            .ok_or_else(|| PolicyError::Other(format!("{url}: an answer without content")));
+                    if status == 200 || accept(status, &text) {
+                        return Ok(text);
                     }
                     last = format!("HTTP {status}: {}", text.chars().take(200).collect::<String>());
                     if status != 429 && status < 500 {
-                        return Err(PolicyError::Other(format!("{url}: {last}")));
+                        return Err(Failure::Refused(format!("{url}: {last}")));
                     }
                 }
                 Err(e) => last = e.to_string(),
             }
-            tracing::warn!(%url, attempt, error = %last, "chat request failed; retrying");
+            tracing::warn!(%url, attempt, error = %last, "{what} failed; retrying");
         }
-        Err(PolicyError::Other(format!(
-            "cannot reach the chat endpoint {url} after {} attempts ({last}); is the server running and `base_url` right?",
-            self.config.max_retries + 1
-        )))
+        Err(Failure::Unreachable(last))
     }
 }
 

@@ -13,10 +13,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::chat::Failure;
 use super::{Act, ActRequest, ChatConfig, ChatPolicy, Policy, PolicyError, TrainConfig, TrainReport};
 use crate::selection::PreferencePair;
 use crate::trajectory::Trajectory;
@@ -79,17 +79,13 @@ pub struct ServedPolicy {
     config: ServedConfig,
     /// The model name requests carry now.
     current: Mutex<String>,
-    agent: ureq::Agent,
 }
 
 impl ServedPolicy {
     /// Wraps `inner`; `system` is the system prompt of the requests.
     pub fn new(inner: Box<dyn Policy>, config: ServedConfig, system: impl Into<String>) -> Self {
         let chat = ChatPolicy::new(config.chat.clone(), system);
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs_f64(config.chat.timeout_secs.max(0.1)))).http_status_as_error(false).build(),
-        );
-        ServedPolicy { current: Mutex::new(config.chat.model.clone()), inner, chat, config, agent }
+        ServedPolicy { current: Mutex::new(config.chat.model.clone()), inner, chat, config }
     }
 
     /// The model name requests carry now (the last published checkpoint's).
@@ -132,34 +128,13 @@ impl ServedPolicy {
     fn load_lora(&self, name: &str, path: &Path) -> Result<(), PolicyError> {
         let url = format!("{}/load_lora_adapter", self.config.chat.base_url.trim_end_matches('/'));
         let body = serde_json::json!({ "lora_name": name, "lora_path": path.display().to_string() });
-        let key = std::env::var(&self.config.chat.api_key_env).unwrap_or_default();
-        let mut last = String::new();
-        for attempt in 0..=self.config.chat.max_retries {
-            if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(self.config.chat.backoff_ms.saturating_mul(1 << (attempt - 1).min(16))));
-            }
-            let mut req = self.agent.post(&url);
-            if !key.is_empty() {
-                req = req.header("Authorization", &format!("Bearer {key}"));
-            }
-            match req.send_json(&body) {
-                Ok(mut resp) => {
-                    let status = resp.status().as_u16();
-                    let text = resp.body_mut().read_to_string().unwrap_or_default();
-                    // vLLM answers 400 "... has already been loaded" when resuming a run.
-                    if status == 200 || (status == 400 && text.contains("already")) {
-                        return Ok(());
-                    }
-                    last = format!("HTTP {status}: {}", text.chars().take(200).collect::<String>());
-                    if status != 429 && status < 500 {
-                        return Err(PolicyError::Other(format!("{url}: {last} (is vLLM started with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True?)")));
-                    }
-                }
-                Err(e) => last = e.to_string(),
-            }
-            tracing::warn!(%url, attempt, error = %last, "loading the adapter failed; retrying");
+        // vLLM answers 400 "... has already been loaded" when a run resumes.
+        let already = |status: u16, text: &str| status == 400 && text.contains("already");
+        match self.chat.post_retrying_accepting(&url, &body, "loading the adapter", &already) {
+            Ok(_) => Ok(()),
+            Err(Failure::Refused(m)) => Err(PolicyError::Other(format!("{m} (is vLLM started with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True?)"))),
+            Err(Failure::Unreachable(last)) => Err(PolicyError::Other(format!("{url}: cannot load adapter {name} ({last})"))),
         }
-        Err(PolicyError::Other(format!("{url}: cannot load adapter {name} ({last})")))
     }
 }
 
