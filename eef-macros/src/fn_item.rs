@@ -56,6 +56,16 @@ pub fn parse_fn(item: TokenStream, macro_name: &str, shape: &str, max_inputs: us
     }
 }
 
+/// The span of `f`'s return type (its first token on stable Rust), or of its name when it has
+/// none: where a wrong return type is reported.
+pub fn return_span(f: &ItemFn) -> proc_macro2::Span {
+    use syn::spanned::Spanned;
+    match &f.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => f.sig.ident.span(),
+    }
+}
+
 /// Tokens to point an error at: the item's first two tokens (`struct Name`, `pub fn`).
 fn first_tokens(item: &TokenStream) -> TokenStream {
     item.clone().into_iter().take(2).collect()

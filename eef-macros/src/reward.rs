@@ -1,7 +1,7 @@
 //! `#[reward]`.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
 
 use crate::args::push;
 use crate::fn_item;
@@ -24,13 +24,20 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             Err(e) => push(errors, e),
         }
         let ident = &f.sig.ident;
+        // Spanned on the user's return type, so a wrong one is reported there.
+        let span = fn_item::return_span(f);
+        let (call, value) = (syn::Ident::new(&ident.to_string(), span), syn::Ident::new("__eef_value", span));
+        let score = quote_spanned! {span=>
+            let #value = #call::call(trajectory);
+            ::eef_runtime::__private::IntoScore::into_score(#value)
+        };
         quote! {
             impl ::eef_runtime::__private::Reward for #ident {
                 fn name(&self) -> &str {
                     #name
                 }
                 fn score(&self, trajectory: &::eef_runtime::__private::Trajectory) -> f64 {
-                    ::core::convert::Into::<f64>::into(#ident::call(trajectory))
+                    #score
                 }
                 fn threshold(&self) -> f64 {
                     #success

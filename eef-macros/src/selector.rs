@@ -100,6 +100,13 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                 (Some(configure), Some(with))
             }
         };
+        // The call is spanned on the user's return type, so a wrong one is reported there.
+        let span = fn_item::return_span(f);
+        let (call, value) = (syn::Ident::new(&ident.to_string(), span), syn::Ident::new("__eef_value", span));
+        let select_body = quote_spanned! {span=>
+            let #value: ::eef_runtime::__private::Selection = #call::call(group #default_params);
+            #value
+        };
         quote! {
             impl ::eef_runtime::__private::Selector for #ident {
                 fn name(&self) -> &str {
@@ -110,7 +117,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                     &self,
                     group: &::eef_runtime::__private::TaskGroup<'_>,
                 ) -> ::eef_runtime::__private::Selection {
-                    #ident::call(group #default_params)
+                    #select_body
                 }
                 #configure
             }

@@ -65,7 +65,7 @@ pub mod __private {
     pub use crate::environment::{
         default_replay, Environment, IntoEnvResult, ReplayOutcome,
     };
-    pub use crate::reward::Reward;
+    pub use crate::reward::{IntoScore, Reward};
     pub use crate::config::ConfigError;
     pub use crate::selection::{configured, Configured, Params, PlanContext, Selection, Selector, TaskGroup};
     pub use ::core::default::Default;

@@ -80,3 +80,28 @@ impl<R: Reward + ?Sized> Reward for std::sync::Arc<R> {
         (**self).threshold()
     }
 }
+
+/// What a `#[reward]` function may return: a number, converted to `f64`. (Used by the macro's
+/// generated code; not needed by hand.)
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "a #[reward] function returns `{Self}`, which is not a score",
+    label = "this return type",
+    note = "return the reward as a number: `f64` (or `f32`, a small integer type, or `bool` for 1.0 / 0.0), where a success scores at least the `success` threshold (default 1.0)"
+)]
+pub trait IntoScore {
+    /// The score as `f64`.
+    fn into_score(self) -> f64;
+}
+
+macro_rules! into_score {
+    ($($t:ty),*) => {$(
+        impl IntoScore for $t {
+            fn into_score(self) -> f64 {
+                f64::from(self)
+            }
+        }
+    )*};
+}
+
+into_score!(f64, f32, i8, i16, i32, u8, u16, u32, bool);
