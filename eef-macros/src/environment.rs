@@ -229,6 +229,31 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         let ident = syn::Ident::new(m, find(m).map_or(Span::call_site(), |f| f.sig.ident.span()));
         quote_spanned!(ident.span()=> <#self_ty>::#ident)
     };
+    // The arguments passed to the user's method carry the spans of its parameter types, so a
+    // parameter of the wrong type is reported on it (`action: String` where `&str` is passed).
+    let args = |m: &str, names: &[&str]| -> Vec<TokenStream> {
+        let types: Vec<Span> = find(m)
+            .map(|f| {
+                f.sig
+                    .inputs
+                    .iter()
+                    .filter_map(|a| match a {
+                        syn::FnArg::Typed(t) => Some(t.ty.span()),
+                        syn::FnArg::Receiver(_) => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names
+            .iter()
+            .enumerate()
+            .map(|(k, n)| {
+                let span = types.get(k).copied().unwrap_or_else(Span::call_site);
+                let arg = syn::Ident::new(n, span);
+                quote_spanned!(span=> ::eef_runtime::__private::EnvParam::from_env(#arg))
+            })
+            .collect()
+    };
     let tasks = call("tasks");
     let reset = call("reset");
     let step = call("step");
@@ -266,7 +291,8 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let replay = find("replay").map(|_| {
         let f = call("replay");
-        let body = convert("replay", quote!(#f(self, task, seed, prefix)));
+        let replay_args = args("replay", &["task", "seed", "prefix"]);
+        let body = convert("replay", quote!(#f(self, #(#replay_args),*)));
         quote! {
             fn replay(
                 &mut self,
@@ -278,8 +304,10 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             }
         }
     });
-    let reset_body = convert("reset", quote!(#reset(self, task, seed)));
-    let step_body = convert("step", quote!(#step(self, action)));
+    let reset_args = args("reset", &["task", "seed"]);
+    let step_args = args("step", &["action"]);
+    let reset_body = convert("reset", quote!(#reset(self, #(#reset_args),*)));
+    let step_body = convert("step", quote!(#step(self, #(#step_args),*)));
     quote! {
         #imp
 

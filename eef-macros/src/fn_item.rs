@@ -66,6 +66,21 @@ pub fn return_span(f: &ItemFn) -> proc_macro2::Span {
     }
 }
 
+/// The span of `f`'s `k`-th typed parameter's type (the call site when there is none): where an
+/// argument of the wrong type is reported.
+pub fn param_span(f: &ItemFn, k: usize) -> proc_macro2::Span {
+    use syn::spanned::Spanned;
+    f.sig
+        .inputs
+        .iter()
+        .filter_map(|a| match a {
+            FnArg::Typed(t) => Some(t.ty.span()),
+            FnArg::Receiver(_) => None,
+        })
+        .nth(k)
+        .unwrap_or_else(proc_macro2::Span::call_site)
+}
+
 /// Tokens to point an error at: the item's first two tokens (`struct Name`, `pub fn`).
 fn first_tokens(item: &TokenStream) -> TokenStream {
     item.clone().into_iter().take(2).collect()

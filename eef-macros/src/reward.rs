@@ -25,10 +25,13 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
         let ident = &f.sig.ident;
         // Spanned on the user's return type, so a wrong one is reported there.
+        // The argument carries the span of the user's parameter type, the conversion that of the
+        // return type: a wrong one is reported where it is written.
         let span = fn_item::return_span(f);
         let (call, value) = (syn::Ident::new(&ident.to_string(), span), syn::Ident::new("__eef_value", span));
+        let arg = syn::Ident::new("trajectory", fn_item::param_span(f, 0));
         let score = quote_spanned! {span=>
-            let #value = #call::call(trajectory);
+            let #value = #call::call(#arg);
             ::eef_runtime::__private::IntoScore::into_score(#value)
         };
         quote! {

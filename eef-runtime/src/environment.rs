@@ -146,6 +146,44 @@ where
     }
 }
 
+/// An argument the interface passes (`T`) as the user's method takes it (`Self`): the identity,
+/// for the types the interface passes. Used by `#[environment]`'s generated code, so that a
+/// parameter of another type is reported on it, with the signatures; not needed by hand.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "an #[environment] method takes `{Self}` where the environment interface passes `{T}`",
+    label = "this parameter type",
+    note = "the signatures: `fn reset(&mut self, task: &Task, seed: u64)`, `fn step(&mut self, action: &str)`, `fn max_steps(&self, task: &Task) -> usize`, `fn replay(&mut self, task: &Task, seed: u64, prefix: &[String])`"
+)]
+pub trait EnvParam<T> {
+    /// The argument, unchanged.
+    fn from_env(value: T) -> Self;
+}
+
+impl<'a> EnvParam<&'a str> for &'a str {
+    fn from_env(value: &'a str) -> Self {
+        value
+    }
+}
+
+impl<'a> EnvParam<&'a Task> for &'a Task {
+    fn from_env(value: &'a Task) -> Self {
+        value
+    }
+}
+
+impl EnvParam<u64> for u64 {
+    fn from_env(value: u64) -> Self {
+        value
+    }
+}
+
+impl<'a> EnvParam<&'a [String]> for &'a [String] {
+    fn from_env(value: &'a [String]) -> Self {
+        value
+    }
+}
+
 /// Conversion used by `#[environment]` so that infallible environments can return plain values:
 /// a method may return `T` or `Result<T, E>` with `E: Into<EnvError>`.
 #[diagnostic::on_unimplemented(

@@ -63,7 +63,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::environment::{
-        default_replay, Environment, IntoEnvResult, ReplayOutcome,
+        default_replay, EnvParam, Environment, IntoEnvResult, ReplayOutcome,
     };
     pub use crate::reward::{IntoScore, Reward};
     pub use crate::config::ConfigError;
