@@ -8,7 +8,7 @@ use eef_runtime::policy::{Policy, TabularPolicy, TrainConfig};
 use eef_runtime::reward::FinalReward;
 use eef_runtime::rollout::{CancellationToken, EpisodeJob, RolloutConfig, Rollouts};
 use eef_runtime::selection::{PlanContext, Selector, Sft, TaskGroup};
-use eef_runtime::{Source, Split, StartState, Task, Trajectory};
+use eef_runtime::{Source, Split, Task, Trajectory};
 
 /// A small Vault: 16 training tasks, 8 test tasks, half of them hard.
 pub fn small_vault() -> VaultConfig {
@@ -76,27 +76,11 @@ pub async fn explore(
     for task in train_tasks(config) {
         let mine: Vec<Trajectory> = experts.iter().filter(|e| e.task_id == task.id).cloned().collect();
         for start in selector.plan(&PlanContext { task: &task, experts: &mine }) {
-            let (prefix, reset_seed) = match &start {
-                StartState::TaskStart => (Vec::new(), None),
-                StartState::Expert { trajectory, step } => {
-                    let e = mine.iter().find(|e| &e.id == trajectory).unwrap();
-                    (e.turns[..*step].to_vec(), Some(e.seed))
-                }
-            };
             for sample in 0..samples {
                 let id = format!("{}/{}/{start}/{sample}", selector.name(), task.id);
-                jobs.push(EpisodeJob {
-                    seed: eef_runtime::seed::derive(5, &id),
-                    reset_seed,
-                    provenance: None,
-                    id,
-                    task: task.clone(),
-                    start: start.clone(),
-                    prefix: prefix.clone(),
-                    sample,
-                    temperature: 1.0,
-                    source: Source::Exploration { method: selector.name().into(), iteration: 1 },
-                });
+                let seed = eef_runtime::seed::derive(5, &id);
+                let source = Source::Exploration { method: selector.name().into(), iteration: 1 };
+                jobs.push(EpisodeJob::from_plan(id, &task, &start, &mine, sample, seed, 1.0, source).expect("the plan names this task's expert"));
             }
         }
     }
