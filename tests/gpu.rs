@@ -128,6 +128,30 @@ fn wgpu_matches_the_cpu_backend_forward_backward_training_and_decoding() {
         assert!((a - b).abs() <= 1e-2 * b.abs().max(1.0), "losses diverge: {losses:?}");
     }
     assert!(losses[3].0 < losses[0].0, "the loss falls on wgpu: {losses:?}");
+
+    // Data-parallel training on the GPU path: one step on two wgpu peers (both on this adapter;
+    // burn-collective's all-reduce runs on wgpu tensors) equals one step on the whole batch.
+    let settings = TrainSettings { learning_rate: 1e-2, warmup_steps: 1, ..TrainSettings::default() };
+    let (mut one, mut two) = (Trainer::new(model::<Gpu>(&gpu), settings.clone()), Trainer::new(model::<Gpu>(&gpu), settings));
+    let l1 = one.micro_step(Batch::new(&seqs, chat.pad(), &gpu));
+    let l2 = eef_runtime::model::data_parallel::run(&mut two, &[gpu.clone(), gpu.clone()], chat.pad(), |t, peers| peers.unwrap().micro_step(t, &seqs)).unwrap().unwrap();
+    let flat = |m: &Llama<Gpu>| all_weights(m);
+    let d = worst(&flat(one.model()), &flat(two.model()));
+    eprintln!("data-parallel on wgpu: loss {l1} vs {l2}, largest weight difference {d:.2e}");
+    assert!((l1 - l2).abs() <= TOLERANCE && d <= 1e-4, "two wgpu peers: loss {l2} vs {l1}, weights differ by {d}");
+}
+
+/// Every parameter of `m`, flattened.
+fn all_weights<B: LmAutodiffBackend>(m: &Llama<B>) -> Vec<f32> {
+    struct Collect<'a>(&'a mut Vec<f32>);
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
+            self.0.extend(param.val().into_data().convert::<f32>().to_vec::<f32>().unwrap());
+        }
+    }
+    let mut out = Vec::new();
+    m.visit(&mut Collect(&mut out));
+    out
 }
 
 #[test]

@@ -118,21 +118,38 @@ pub enum BackendError {
 }
 
 /// Code generic over the backend, run by [`visit`] with the concrete type.
-pub trait BackendVisitor {
+pub trait BackendVisitor: Sized {
     /// What the visit returns.
     type Output;
     /// Runs with backend `B` on `device`; `name` describes it for reports.
     fn visit<B: LmAutodiffBackend>(self, name: &str, device: B::Device) -> Self::Output;
+
+    /// Runs with backend `B` on several devices (from [`visit_devices`], never empty, the chosen
+    /// device first). By default: [`BackendVisitor::visit`] on the first.
+    fn visit_devices<B: LmAutodiffBackend>(self, name: &str, devices: Vec<B::Device>) -> Self::Output {
+        let first = devices.into_iter().next().unwrap_or_default();
+        self.visit::<B>(name, first)
+    }
 }
 
-/// Runs `visitor` with the backend `choice` names.
+/// Runs `visitor` with the backend `choice` names, on its device.
 pub fn visit<V: BackendVisitor>(choice: BackendChoice, visitor: V) -> Result<V::Output, BackendError> {
+    visit_devices(choice, &[], visitor)
+}
+
+/// Runs `visitor` with the backend `choice` names on the devices `indices` names (empty: the
+/// choice's one device). GPU backends map an index to that GPU (CUDA: `CudaDevice::new(i)`;
+/// wgpu: the `i`-th discrete GPU, or the default adapter for a single device); the CPU backends
+/// have one device, which every index names (several indices are then several threads).
+pub fn visit_devices<V: BackendVisitor>(choice: BackendChoice, indices: &[usize], visitor: V) -> Result<V::Output, BackendError> {
+    let indices: Vec<usize> = if indices.is_empty() { vec![choice.device] } else { indices.to_vec() };
+    let cpu = |_: &usize| Default::default();
     let not_compiled = |b: BackendKind| BackendError::NotCompiled { backend: b, feature: b.feature() };
     let cpu_precision = |b: BackendKind| match choice.precision {
         Precision::F32 => Ok(()),
         p => Err(BackendError::Precision { backend: b, precision: p }),
     };
-    let _ = (&visitor, &not_compiled);
+    let _ = (&visitor, &not_compiled, &cpu);
     if matches!(choice.backend, BackendKind::Cpu | BackendKind::Ndarray | BackendKind::Flex) {
         super::allocator::keep_freed_memory();
     }
@@ -140,21 +157,21 @@ pub fn visit<V: BackendVisitor>(choice: BackendChoice, visitor: V) -> Result<V::
         BackendKind::Cpu => {
             cpu_precision(BackendKind::Cpu)?;
             #[cfg(any(feature = "flex", feature = "ndarray"))]
-            return Ok(visitor.visit::<CpuTrain>(if cfg!(feature = "flex") { "burn flex (CPU)" } else { "burn ndarray (CPU)" }, Default::default()));
+            return Ok(visitor.visit_devices::<CpuTrain>(if cfg!(feature = "flex") { "burn flex (CPU)" } else { "burn ndarray (CPU)" }, indices.iter().map(cpu).collect()));
             #[allow(unreachable_code)]
             Err(not_compiled(BackendKind::Cpu))
         }
         BackendKind::Ndarray => {
             cpu_precision(BackendKind::Ndarray)?;
             #[cfg(feature = "ndarray")]
-            return Ok(visitor.visit::<burn::backend::Autodiff<burn::backend::NdArray<f32>>>("burn ndarray (CPU)", Default::default()));
+            return Ok(visitor.visit_devices::<burn::backend::Autodiff<burn::backend::NdArray<f32>>>("burn ndarray (CPU)", indices.iter().map(cpu).collect()));
             #[allow(unreachable_code)]
             Err(not_compiled(BackendKind::Ndarray))
         }
         BackendKind::Flex => {
             cpu_precision(BackendKind::Flex)?;
             #[cfg(feature = "flex")]
-            return Ok(visitor.visit::<burn::backend::Autodiff<burn::backend::Flex>>("burn flex (CPU)", Default::default()));
+            return Ok(visitor.visit_devices::<burn::backend::Autodiff<burn::backend::Flex>>("burn flex (CPU)", indices.iter().map(cpu).collect()));
             #[allow(unreachable_code)]
             Err(not_compiled(BackendKind::Flex))
         }
@@ -162,10 +179,10 @@ pub fn visit<V: BackendVisitor>(choice: BackendChoice, visitor: V) -> Result<V::
             #[cfg(feature = "cuda")]
             {
                 use burn::backend::cuda::CudaDevice;
-                let device = CudaDevice::new(choice.device);
+                let devices: Vec<CudaDevice> = indices.iter().map(|&i| CudaDevice::new(i)).collect();
                 return Ok(match choice.precision {
-                    Precision::F32 => visitor.visit::<burn::backend::Autodiff<burn::backend::Cuda<f32>>>("burn cuda f32", device),
-                    Precision::Bf16 => visitor.visit::<burn::backend::Autodiff<burn::backend::Cuda<half::bf16>>>("burn cuda bf16", device),
+                    Precision::F32 => visitor.visit_devices::<burn::backend::Autodiff<burn::backend::Cuda<f32>>>("burn cuda f32", devices),
+                    Precision::Bf16 => visitor.visit_devices::<burn::backend::Autodiff<burn::backend::Cuda<half::bf16>>>("burn cuda bf16", devices),
                 });
             }
             #[allow(unreachable_code)]
@@ -179,8 +196,12 @@ pub fn visit<V: BackendVisitor>(choice: BackendChoice, visitor: V) -> Result<V::
                 if choice.precision != Precision::F32 {
                     return Err(BackendError::Precision { backend: BackendKind::Wgpu, precision: choice.precision });
                 }
-                let device = burn::backend::wgpu::WgpuDevice::default();
-                return Ok(visitor.visit::<burn::backend::Autodiff<burn::backend::Wgpu<f32>>>("burn wgpu f32", device));
+                use burn::backend::wgpu::WgpuDevice;
+                let devices: Vec<WgpuDevice> = match indices.as_slice() {
+                    [_] => vec![WgpuDevice::default()],
+                    many => many.iter().map(|&i| WgpuDevice::DiscreteGpu(i)).collect(),
+                };
+                return Ok(visitor.visit_devices::<burn::backend::Autodiff<burn::backend::Wgpu<f32>>>("burn wgpu f32", devices));
             }
             #[allow(unreachable_code)]
             Err(not_compiled(BackendKind::Wgpu))

@@ -93,6 +93,10 @@ pub struct DpoOutcome {
 /// (`-β σ(-m) / P` on the chosen side's log-likelihood, `+β σ(-m) / P` on the rejected side's,
 /// plus the SFT term's `sft_weight / (P · tokens)` on the chosen side), and one optimizer step
 /// follows.
+///
+/// With several `devices` (the first is the model's) the pass-2 batches are split over a
+/// data-parallel group ([`super::data_parallel`]) and the step sums their gradients; the margins
+/// are computed on the first device. The outcome is an error when the group fails.
 #[allow(clippy::too_many_arguments)]
 pub fn fit<B: LmAutodiffBackend>(
     model: Llama<B>,
@@ -106,8 +110,9 @@ pub fn fit<B: LmAutodiffBackend>(
     windows_per_batch: usize,
     seed: u64,
     live: &crate::live::LiveMetrics,
-    device: &B::Device,
-) -> (Llama<B>, DpoOutcome) {
+    devices: &[B::Device],
+) -> (Llama<B>, Result<DpoOutcome, String>) {
+    let device = &devices[0];
     let pairs = w.tokens.len() / 2;
     let group = pairs_per_step.max(1);
     let epochs = dpo.epochs.max(1);
@@ -127,46 +132,63 @@ pub fn fit<B: LmAutodiffBackend>(
         by_owner[o].push(i);
     }
     let mut loss = 0.0;
-    for epoch in 0..epochs {
-        let mut order: Vec<usize> = (0..pairs).collect();
-        order.shuffle(&mut crate::seed::rng(crate::seed::derive_n(seed, epoch as u64)));
-        for chunk in order.chunks(group) {
-            // The group's windows: chosen of pair p is trajectory 2p, rejected 2p + 1.
-            let windows: Vec<usize> = chunk.iter().flat_map(|&p| by_owner[2 * p].iter().chain(&by_owner[2 * p + 1]).copied()).collect();
-            // Pass 1, no gradients: each pair's margin and gradient weight.
-            let per_window = window_log_likelihoods(&trainer.model().valid(), w, &windows, pad, windows_per_batch, device);
-            let mut ll: HashMap<usize, f64> = HashMap::new();
-            for (&i, v) in windows.iter().zip(per_window) {
-                *ll.entry(w.owner[i]).or_default() += v;
+    let trained = super::data_parallel::run(&mut trainer, devices, pad, |trainer, peers| -> Result<(), String> {
+        for epoch in 0..epochs {
+            let mut order: Vec<usize> = (0..pairs).collect();
+            order.shuffle(&mut crate::seed::rng(crate::seed::derive_n(seed, epoch as u64)));
+            for chunk in order.chunks(group) {
+                // The group's windows: chosen of pair p is trajectory 2p, rejected 2p + 1.
+                let windows: Vec<usize> = chunk.iter().flat_map(|&p| by_owner[2 * p].iter().chain(&by_owner[2 * p + 1]).copied()).collect();
+                // Pass 1, no gradients: each pair's margin and gradient weight.
+                let per_window = window_log_likelihoods(&trainer.model().valid(), w, &windows, pad, windows_per_batch, device);
+                let mut ll: HashMap<usize, f64> = HashMap::new();
+                for (&i, v) in windows.iter().zip(per_window) {
+                    *ll.entry(w.owner[i]).or_default() += v;
+                }
+                let at = |t: usize| ll.get(&t).copied().unwrap_or(0.0);
+                let n = chunk.len() as f64;
+                let mut coef: HashMap<usize, f64> = HashMap::new();
+                let mut group_loss = 0.0;
+                for &p in chunk {
+                    let (c, r) = (2 * p, 2 * p + 1);
+                    let (l, dc, dr) = pair_terms(beta, at(c), reference[c], at(r), reference[r]);
+                    group_loss += l / n;
+                    coef.insert(c, dc / n - dpo.sft_weight / (n * w.tokens[c].max(1) as f64));
+                    coef.insert(r, dr / n);
+                }
+                loss = group_loss as f32;
+                meter.micro(loss, 0);
+                // Pass 2: backpropagate Σ coef · ll over the windows, a batch at a time (in a
+                // data-parallel group, each peer its share of every batch).
+                for batch in windows.chunks(windows_per_batch.max(1)) {
+                    let seqs: Vec<(Vec<u32>, Vec<bool>)> = batch.iter().map(|&i| w.seqs[i].clone()).collect();
+                    let weights: Vec<f32> = batch.iter().map(|&i| coef[&w.owner[i]] as f32).collect();
+                    meter.micro_tokens(2 * seqs.len() * seqs.iter().map(|(ids, _)| ids.len()).max().unwrap_or(0));
+                    match peers {
+                        None => {
+                            let b = Batch::<B>::new(&seqs, pad, device);
+                            let weights = Tensor::<B, 1>::from_data(TensorData::new(weights, [batch.len()]), device);
+                            trainer.accumulate_with(|m| (masked_log_likelihood(m.logits(b.inputs), b.targets, b.mask) * weights).sum());
+                        }
+                        // Σ coef · ll = Σ (-coef) · NLL.
+                        Some(p) => {
+                            let negated: Vec<f32> = weights.iter().map(|c| -c).collect();
+                            p.accumulate(trainer, &seqs, &negated)?;
+                        }
+                    }
+                }
+                match peers {
+                    None => trainer.apply_step()?,
+                    Some(p) => p.step(trainer)?,
+                }
+                meter.step(live, "dpo", trainer.step, &settings, epoch);
             }
-            let at = |t: usize| ll.get(&t).copied().unwrap_or(0.0);
-            let n = chunk.len() as f64;
-            let mut coef: HashMap<usize, f64> = HashMap::new();
-            let mut group_loss = 0.0;
-            for &p in chunk {
-                let (c, r) = (2 * p, 2 * p + 1);
-                let (l, dc, dr) = pair_terms(beta, at(c), reference[c], at(r), reference[r]);
-                group_loss += l / n;
-                coef.insert(c, dc / n - dpo.sft_weight / (n * w.tokens[c].max(1) as f64));
-                coef.insert(r, dr / n);
-            }
-            loss = group_loss as f32;
-            meter.micro(loss, 0);
-            // Pass 2: backpropagate Σ coef · ll over the windows, a batch at a time.
-            for batch in windows.chunks(windows_per_batch.max(1)) {
-                let seqs: Vec<(Vec<u32>, Vec<bool>)> = batch.iter().map(|&i| w.seqs[i].clone()).collect();
-                let weights: Vec<f32> = batch.iter().map(|&i| coef[&w.owner[i]] as f32).collect();
-                meter.micro_tokens(2 * seqs.len() * seqs.iter().map(|(ids, _)| ids.len()).max().unwrap_or(0));
-                let b = Batch::<B>::new(&seqs, pad, device);
-                let weights = Tensor::<B, 1>::from_data(TensorData::new(weights, [batch.len()]), device);
-                trainer.accumulate_with(|m| (masked_log_likelihood(m.logits(b.inputs), b.targets, b.mask) * weights).sum());
-            }
-            trainer.apply_step();
-            meter.step(live, "dpo", trainer.step, &settings, epoch);
         }
-    }
+        Ok(())
+    });
     let steps = trainer.step;
-    (trainer.into_model(), DpoOutcome { loss, steps })
+    let outcome = trained.and_then(|r| r).map(|()| DpoOutcome { loss, steps });
+    (trainer.into_model(), outcome)
 }
 
 /// [`log_likelihoods`] of an autodiff model, on its inner backend (no gradients tracked).

@@ -9,6 +9,7 @@ pub mod allocator;
 mod attention;
 mod dpo;
 pub mod checkpoint;
+pub mod data_parallel;
 pub mod backend;
 pub mod config;
 mod init;

@@ -38,6 +38,7 @@ use super::settings::{Constrained, LmSettings};
 use super::tokenizer::Tok;
 use super::meter::StepMeter;
 use super::train::{Batch, TrainSettings, Trainer};
+use super::data_parallel::Peers;
 use super::dpo;
 use crate::policy::{Act, ActRequest, Policy, PolicyError, TrainConfig, TrainReport};
 use crate::selection::PreferencePair;
@@ -50,11 +51,15 @@ pub fn lm_policy(settings: LmSettings) -> Result<Box<dyn Policy>, super::Backend
     impl BackendVisitor for Build {
         type Output = Box<dyn Policy>;
         fn visit<B: LmAutodiffBackend>(self, name: &str, device: B::Device) -> Box<dyn Policy> {
-            tracing::debug!(backend = name, "language-model policy");
-            Box::new(LmPolicy::<B>::new(self.0, device))
+            self.visit_devices::<B>(name, vec![device])
+        }
+        fn visit_devices<B: LmAutodiffBackend>(self, name: &str, devices: Vec<B::Device>) -> Box<dyn Policy> {
+            tracing::debug!(backend = name, devices = devices.len(), "language-model policy");
+            Box::new(LmPolicy::<B>::with_devices(self.0, devices))
         }
     }
-    super::backend::visit(settings.backend_choice(), Build(settings))
+    let devices = settings.train.devices.clone();
+    super::backend::visit_devices(settings.backend_choice(), &devices, Build(settings))
 }
 
 struct State<B: LmAutodiffBackend> {
@@ -70,6 +75,8 @@ struct State<B: LmAutodiffBackend> {
 pub struct LmPolicy<B: LmAutodiffBackend> {
     settings: LmSettings,
     device: B::Device,
+    /// The data-parallel training devices, `device` first (one: no data parallelism).
+    devices: Vec<B::Device>,
     state: Mutex<Option<State<B>>>,
 }
 
@@ -86,8 +93,21 @@ fn other(e: impl std::fmt::Display) -> PolicyError {
 impl<B: LmAutodiffBackend> LmPolicy<B> {
     /// A policy with no weights yet: the first `train` builds the tokenizer and the model (or
     /// `settings.init` is loaded then).
+    ///
+    /// `[policy.train] devices` with several entries trains data-parallel with that many peers,
+    /// all on `device` (which is what they mean on the CPU); [`LmPolicy::with_devices`] places
+    /// them, and [`lm_policy`] maps the indices to the backend's devices.
     pub fn new(settings: LmSettings, device: B::Device) -> Self {
-        LmPolicy { settings, device, state: Mutex::new(None) }
+        let devices = vec![device.clone(); settings.train.devices.len().max(1)];
+        Self::with_devices(settings, devices)
+    }
+
+    /// A policy that acts on `devices[0]` and trains data-parallel over all of `devices` (one:
+    /// no data parallelism); see [`super::data_parallel`].
+    pub fn with_devices(settings: LmSettings, devices: Vec<B::Device>) -> Self {
+        let device = devices.first().cloned().unwrap_or_default();
+        let devices = if devices.is_empty() { vec![device.clone()] } else { devices };
+        LmPolicy { settings, device, devices, state: Mutex::new(None) }
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Option<State<B>>>, PolicyError> {
@@ -204,40 +224,45 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
         if progress.micro > 0 {
             tracing::warn!(step = progress.step, epoch = progress.epoch, "training resumed from its checkpoint");
         }
-        let mut meter = StepMeter::default();
-        for epoch in 0..epochs {
-            // Each epoch's order depends only on the seed and the epoch (nothing to save).
-            let mut order: Vec<usize> = (0..seqs.len()).collect();
-            order.shuffle(&mut crate::seed::rng(crate::seed::derive_n(config.seed, epoch as u64)));
-            for (batch, chunk) in order.chunks(bs).enumerate() {
-                if progress.done(epoch, batch) {
-                    continue;
-                }
-                if config.stop.is_raised() && trainer.at_step_boundary() {
-                    // Ctrl-C: keep the work done so far and stop within one optimizer step.
-                    if let Some(dir) = ckpt_dir {
-                        if let Err(e) = checkpoint::save(dir, &trainer, &progress) {
-                            return (trainer.into_model(), Err(PolicyError::Checkpoint { path: dir.display().to_string(), message: e }));
-                        }
-                        tracing::warn!(step = progress.step, dir = %dir.display(), "training stopped; its checkpoint is saved and the next run resumes from it");
+        let outcome = self.data_parallel(&mut trainer, pad, |trainer, peers| -> Result<(), PolicyError> {
+            let mut meter = StepMeter::default();
+            for epoch in 0..epochs {
+                // Each epoch's order depends only on the seed and the epoch (nothing to save).
+                let mut order: Vec<usize> = (0..seqs.len()).collect();
+                order.shuffle(&mut crate::seed::rng(crate::seed::derive_n(config.seed, epoch as u64)));
+                for (batch, chunk) in order.chunks(bs).enumerate() {
+                    if progress.done(epoch, batch) {
+                        continue;
                     }
-                    return (trainer.into_model(), Err(PolicyError::Cancelled));
-                }
-                let micro: Vec<(Vec<u32>, Vec<bool>)> = chunk.iter().map(|&i| seqs[i].clone()).collect();
-                let batch_tokens = micro.len() * micro.iter().map(|(ids, _)| ids.len()).max().unwrap_or(0);
-                let loss = trainer.micro_step(Batch::new(&micro, pad, &self.device));
-                progress = TrainProgress { epoch, batch: batch + 1, step: trainer.step, micro: trainer.micro_steps(), loss, ..progress };
-                meter.micro(loss, batch_tokens);
-                if trainer.at_step_boundary() {
-                    meter.step(&config.live, "sft", trainer.step, &settings, epoch);
-                }
-                let every = settings.checkpoint_every;
-                if let (Some(dir), true) = (ckpt_dir, every > 0 && trainer.at_step_boundary() && trainer.step.is_multiple_of(every)) {
-                    if let Err(e) = checkpoint::save(dir, &trainer, &progress) {
-                        return (trainer.into_model(), Err(PolicyError::Checkpoint { path: dir.display().to_string(), message: e }));
+                    if config.stop.is_raised() && trainer.at_step_boundary() {
+                        // Ctrl-C: keep the work done so far and stop within one optimizer step.
+                        if let Some(dir) = ckpt_dir {
+                            checkpoint::save(dir, trainer, &progress).map_err(|e| PolicyError::Checkpoint { path: dir.display().to_string(), message: e })?;
+                            tracing::warn!(step = progress.step, dir = %dir.display(), "training stopped; its checkpoint is saved and the next run resumes from it");
+                        }
+                        return Err(PolicyError::Cancelled);
+                    }
+                    let micro: Vec<(Vec<u32>, Vec<bool>)> = chunk.iter().map(|&i| seqs[i].clone()).collect();
+                    let batch_tokens = micro.len() * micro.iter().map(|(ids, _)| ids.len()).max().unwrap_or(0);
+                    let loss = match peers {
+                        None => trainer.micro_step(Batch::new(&micro, pad, &self.device)),
+                        Some(p) => p.micro_step(trainer, &micro).map_err(other)?,
+                    };
+                    progress = TrainProgress { epoch, batch: batch + 1, step: trainer.step, micro: trainer.micro_steps(), loss, ..progress };
+                    meter.micro(loss, batch_tokens);
+                    if trainer.at_step_boundary() {
+                        meter.step(&config.live, "sft", trainer.step, &settings, epoch);
+                    }
+                    let every = settings.checkpoint_every;
+                    if let (Some(dir), true) = (ckpt_dir, every > 0 && trainer.at_step_boundary() && trainer.step.is_multiple_of(every)) {
+                        checkpoint::save(dir, trainer, &progress).map_err(|e| PolicyError::Checkpoint { path: dir.display().to_string(), message: e })?;
                     }
                 }
             }
+            Ok(())
+        });
+        if let Err(e) = outcome {
+            return (trainer.into_model(), Err(e));
         }
         if let Some(dir) = ckpt_dir {
             // Finished: the caller saves the trained policy; the mid-training state is spent.
@@ -246,6 +271,15 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
         // Without LoRA the model is plain; with it the adapters stay attached (saved as a PEFT
         // adapter, trained further by the next call that starts from this policy).
         (trainer.into_model(), Ok(Some(progress.loss)))
+    }
+
+    /// Runs `body` on `trainer` alone, or, with `[policy.train] devices` naming several, as
+    /// peer 0 of a data-parallel group over them ([`super::data_parallel`]).
+    fn data_parallel<R>(&self, trainer: &mut Trainer<B>, pad: u32, body: impl FnOnce(&mut Trainer<B>, Option<&Peers<B>>) -> Result<R, PolicyError>) -> Result<R, PolicyError> {
+        if self.devices.len() <= 1 {
+            return body(trainer, None);
+        }
+        super::data_parallel::run(trainer, &self.devices, pad, body).map_err(other)?
     }
 
     fn prompt(&self, s: &State<B>, r: &ActRequest) -> Result<Vec<u32>, PolicyError> {
@@ -381,7 +415,14 @@ impl<B: LmAutodiffBackend> Policy for LmPolicy<B> {
         // steps over that many windows), each forward pass at most `batch_size` windows.
         let per_pair = (windows.seqs.len() as f64 / pairs.len().max(1) as f64).max(1.0);
         let pairs_per_step = ((bs * self.settings.train.accumulation.max(1)) as f64 / per_pair).ceil() as usize;
-        let (model, outcome) = dpo::fit(model, &windows, &reference, chat.pad(), &self.settings.train, &config.dpo, beta, pairs_per_step, bs, config.seed, &config.live, &self.device);
+        let (model, outcome) = dpo::fit(model, &windows, &reference, chat.pad(), &self.settings.train, &config.dpo, beta, pairs_per_step, bs, config.seed, &config.live, &self.devices);
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                *guard = Some(State { infer: model.valid(), chat, config: model_config, model, source });
+                return Err(other(format!("DPO: {e}")));
+            }
+        };
         tracing::info!(pairs = pairs.len(), beta, steps = outcome.steps, loss = outcome.loss, "DPO done");
         *guard = Some(State { infer: model.valid(), chat, config: model_config, model, source });
         Ok(TrainReport {

@@ -19,7 +19,7 @@ pub struct LmSettings {
     pub backend: BackendKind,
     /// `"f32"` or `"bf16"` (CUDA): the type weights are kept and computed in.
     pub precision: Precision,
-    /// GPU index.
+    /// GPU index (with `[policy.train] devices`, the first of those).
     pub device: usize,
     /// The architecture of a model trained from scratch (its vocabulary follows the tokenizer).
     pub model: LlamaConfig,
@@ -45,7 +45,8 @@ pub struct LmSettings {
     /// Prompts are left-padded to a multiple of this many tokens when batched (see
     /// [`super::decode`]); larger values batch more episodes together, smaller waste less.
     pub pad_to: usize,
-    /// Sequences per micro-batch.
+    /// Sequences per micro-batch (with `[policy.train] devices`, across all of them: each
+    /// device trains on its share).
     pub batch_size: usize,
     /// Optimisation.
     pub train: TrainSettings,
@@ -117,10 +118,37 @@ impl LmSettings {
         if self.max_new_tokens >= self.max_context {
             return Err(format!("[policy] max_new_tokens ({}) must be smaller than max_context ({})", self.max_new_tokens, self.max_context));
         }
+        self.validate_devices()?;
         match &self.lora {
             Some(l) => l.validate(),
             None => Ok(()),
         }
+    }
+
+    /// `[policy.train] devices`: each index once, the first being `[policy] device` when that is
+    /// set, and at least one sequence per device in a micro-batch.
+    fn validate_devices(&self) -> Result<(), String> {
+        let d = &self.train.devices;
+        if let Some(dup) = d.iter().enumerate().find_map(|(i, x)| d[..i].contains(x).then_some(*x)) {
+            return Err(format!("[policy.train] devices lists device {dup} twice: each device holds one copy of the model; list each index once"));
+        }
+        if let Some(&first) = d.first() {
+            if self.device != 0 && self.device != first {
+                return Err(format!(
+                    "[policy] device = {} but [policy.train] devices starts with {first}: with devices, the policy acts on the first of them; drop `device` or list it first",
+                    self.device
+                ));
+            }
+        }
+        if d.len() > 1 && self.batch_size < d.len() {
+            return Err(format!(
+                "[policy] batch_size = {} is split across the {} [policy.train] devices: it must be at least {} (one sequence per device)",
+                self.batch_size,
+                d.len(),
+                d.len()
+            ));
+        }
+        Ok(())
     }
 
     /// The backend these settings name.

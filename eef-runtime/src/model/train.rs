@@ -33,11 +33,17 @@ pub struct TrainSettings {
     /// Save a mid-training checkpoint every this many optimizer steps (0: never), when the
     /// caller gives a checkpoint folder.
     pub checkpoint_every: usize,
+    /// Data-parallel training: the devices (GPU indices of `[policy] backend`) that each hold a
+    /// copy of the model and train on their share of every micro-batch; their gradients are
+    /// summed with burn-collective's all-reduce before each optimizer step (see
+    /// [`super::data_parallel`]). Empty: the one `[policy] device`. On a CPU backend the entries
+    /// only count peers (threads), which all use the CPU.
+    pub devices: Vec<usize>,
 }
 
 impl Default for TrainSettings {
     fn default() -> Self {
-        TrainSettings { learning_rate: 3e-3, warmup_steps: 10, total_steps: 200, min_lr_ratio: 0.1, weight_decay: 0.01, grad_clip: 1.0, accumulation: 1, checkpoint_every: 100 }
+        TrainSettings { learning_rate: 3e-3, warmup_steps: 10, total_steps: 200, min_lr_ratio: 0.1, weight_decay: 0.01, grad_clip: 1.0, accumulation: 1, checkpoint_every: 100, devices: Vec::new() }
     }
 }
 
@@ -101,6 +107,9 @@ pub struct Trainer<B: LmAutodiffBackend> {
     optim: OptimizerAdaptor<AdamW, Llama<B>, B>,
     accum: GradientsAccumulator<Llama<B>>,
     micro: usize,
+    /// This trainer's place in a data-parallel group: its gradients are all-reduced (summed)
+    /// with the other peers' before each optimizer step.
+    peer: Option<burn::collective::PeerId>,
     /// Optimizer steps taken.
     pub step: usize,
     /// The settings.
@@ -117,7 +126,32 @@ impl<B: LmAutodiffBackend> Trainer<B> {
     /// Starts training `model`.
     pub fn new(model: Llama<B>, settings: TrainSettings) -> Self {
         let optim = adamw(&settings).init::<B, Llama<B>>();
-        Trainer { model: Some(model), optim, accum: GradientsAccumulator::new(), micro: 0, step: 0, settings }
+        Trainer {
+            model: Some(model),
+            optim,
+            accum: GradientsAccumulator::new(),
+            micro: 0,
+            peer: None,
+            step: 0,
+            settings,
+        }
+    }
+
+    /// Makes this trainer peer `peer` of a data-parallel group that has registered with
+    /// burn-collective ([`super::data_parallel`]): from now on each optimizer step sums the
+    /// gradients of all peers first.
+    pub fn join(&mut self, peer: burn::collective::PeerId) {
+        self.peer = Some(peer);
+    }
+
+    /// The gradients to step with: this trainer's, or, in a data-parallel group, all peers'
+    /// summed (every peer gets the same sum, so every copy of the model takes the same step).
+    fn reduced(&mut self) -> Result<GradientsParams, String> {
+        let grads = self.accum.grads();
+        if let Some(peer) = self.peer {
+            return grads.all_reduce::<B::InnerBackend>(peer, burn::collective::ReduceOperation::Sum).map_err(|e| format!("all-reduce of the gradients failed: {e:?}"));
+        }
+        Ok(grads)
     }
 
     /// The model being trained.
@@ -181,13 +215,39 @@ impl<B: LmAutodiffBackend> Trainer<B> {
     }
 
     /// An optimizer step with the gradients [`Trainer::accumulate_with`] gathered, at the
-    /// scheduled learning rate.
-    pub fn apply_step(&mut self) {
+    /// scheduled learning rate. In a data-parallel group it fails when the all-reduce does
+    /// (another peer failed); the model is then unchanged.
+    pub fn apply_step(&mut self) -> Result<(), String> {
+        let grads = self.reduced()?;
         let model = self.model.take().expect("model present between steps");
         let lr = learning_rate(&self.settings, self.step);
         self.step += 1;
         self.micro += 1;
-        self.model = Some(self.optim.step(lr, model, self.accum.grads()));
+        self.model = Some(self.optim.step(lr, model, grads));
+        Ok(())
+    }
+
+    /// Backpropagates `Σ_s weights[s] · NLL_s` into the pending gradients, where `NLL_s` is the
+    /// summed negative log-likelihood of row `s`'s trainable tokens; no optimizer step. With
+    /// weights `1 / (tokens · accumulation)` over a shard of a micro-batch this is that shard's
+    /// part of [`masked_lm_loss`]; with a pair's DPO coefficients, its part of the DPO gradient.
+    /// Returns the value.
+    pub fn accumulate_weighted(&mut self, batch: Batch<B>, weights: &[f32]) -> f32 {
+        let device = batch.mask.device();
+        let w = Tensor::<B, 1>::from_data(TensorData::new(weights.to_vec(), [weights.len()]), &device);
+        self.accumulate_with(|m| (super::loss::masked_log_likelihood(m.logits(batch.inputs), batch.targets, batch.mask) * w).sum().neg())
+    }
+
+    /// Ends a micro-batch whose gradients [`Trainer::accumulate_weighted`] gathered: every
+    /// `accumulation` micro-batches, an optimizer step (all-reduced in a data-parallel group).
+    pub fn end_micro(&mut self) -> Result<(), String> {
+        let n = self.settings.accumulation.max(1);
+        if (self.micro + 1).is_multiple_of(n) {
+            self.apply_step()
+        } else {
+            self.micro += 1;
+            Ok(())
+        }
     }
 
     /// One micro-batch with the caller's objective (`loss` runs the forward pass on the model):
@@ -204,6 +264,8 @@ impl<B: LmAutodiffBackend> Trainer<B> {
         let model = if self.micro.is_multiple_of(n) {
             let lr = learning_rate(&self.settings, self.step);
             self.step += 1;
+            // Outside a group the gradients need no reduction, which cannot fail.
+            debug_assert!(self.peer.is_none(), "a data-parallel peer trains with accumulate_weighted and end_micro");
             self.optim.step(lr, model, self.accum.grads())
         } else {
             model
