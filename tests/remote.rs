@@ -268,3 +268,138 @@ fn rollouts_go_through_the_inference_server_serving_the_adapter_just_trained() {
     let broken: usize = report.methods.iter().flat_map(|m| &m.iterations).map(|it| it.eval.broken).sum();
     assert_eq!(broken, 0, "the 5xx answers were retried");
 }
+
+/// An OpenAI-compatible server that really serves the adapters it is told to load, as vLLM does:
+/// `load_lora_adapter` reads the PEFT folder at `lora_path` over the base model (with eef's
+/// loader, so a folder vLLM could not read fails here too), and a chat completion decodes the
+/// answer with the adapter the request names, from the messages turned back into the dialogue.
+/// Two handler threads; every call is logged.
+fn adapter_serving_server(settings: eef_runtime::model::LmSettings, log: Arc<std::sync::Mutex<Vec<Call>>>) -> (String, Vec<std::thread::JoinHandle<()>>, Arc<tiny_http::Server>) {
+    use eef_runtime::model::{CpuTrain, LmPolicy};
+    use eef_runtime::policy::Step;
+    use std::collections::HashMap;
+    let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+    let url = format!("http://{}/v1", server.server_addr().to_ip().unwrap());
+    let adapters: Arc<std::sync::RwLock<HashMap<String, Arc<LmPolicy<CpuTrain>>>>> = Arc::default();
+    let handlers = (0..2)
+        .map(|_| {
+            let (s, log, adapters, settings) = (server.clone(), log.clone(), adapters.clone(), settings.clone());
+            std::thread::spawn(move || {
+                while let Ok(mut request) = s.recv() {
+                    let mut body = String::new();
+                    request.as_reader().read_to_string(&mut body).unwrap();
+                    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                    let (status, answer) = match request.url() {
+                        "/v1/load_lora_adapter" => {
+                            let name = json["lora_name"].as_str().unwrap().to_owned();
+                            let mut policy = LmPolicy::<CpuTrain>::new(settings.clone(), Default::default());
+                            match policy.load(std::path::Path::new(json["lora_path"].as_str().unwrap())) {
+                                Ok(()) => {
+                                    adapters.write().unwrap().insert(name.clone(), Arc::new(policy));
+                                    log.lock().unwrap().push(Call::Load(name));
+                                    (200, "Success".to_owned())
+                                }
+                                Err(e) => (400, format!("cannot load adapter {name}: {e}")),
+                            }
+                        }
+                        "/v1/chat/completions" => {
+                            let model = json["model"].as_str().unwrap().to_owned();
+                            let Some(policy) = adapters.read().unwrap().get(&model).cloned() else {
+                                let _ = request.respond(tiny_http::Response::from_string(format!("The model `{model}` does not exist.")).with_status_code(404));
+                                continue;
+                            };
+                            log.lock().unwrap().push(Call::Complete { model, seed: json["seed"].is_u64(), stop: json["stop"].is_array() });
+                            // The dialogue ChatPolicy sent: system, "Instruction: …\nObservation: …",
+                            // then (assistant action, "Observation: …") pairs.
+                            let texts: Vec<&str> = json["messages"].as_array().unwrap().iter().skip(1).map(|m| m["content"].as_str().unwrap()).collect();
+                            let (instruction, first) = texts[0].strip_prefix("Instruction: ").unwrap().split_once("\nObservation: ").unwrap();
+                            let mut observations = vec![first.to_owned()];
+                            let mut history = Vec::new();
+                            for pair in texts[1..].chunks(2) {
+                                let (thought, action) = eef_runtime::sharegpt::parse_action(pair[0]).unwrap();
+                                history.push(Step { observation: observations.pop().unwrap(), thought, action });
+                                observations.push(pair[1].strip_prefix("Observation: ").unwrap().to_owned());
+                            }
+                            let r = ActRequest {
+                                seed: json["seed"].as_u64().unwrap(),
+                                task: "served".into(),
+                                instruction: instruction.to_owned(),
+                                history,
+                                observation: observations.pop().unwrap(),
+                                valid_actions: None,
+                                temperature: json["temperature"].as_f64().unwrap() as f32,
+                            };
+                            match policy.act_batch(&[r]).remove(0) {
+                                Ok(act) => {
+                                    let content = eef_runtime::sharegpt::render_action(act.thought.as_deref(), &act.action);
+                                    (200, serde_json::json!({ "choices": [{ "message": { "role": "assistant", "content": content } }] }).to_string())
+                                }
+                                Err(e) => (500, e.to_string()),
+                            }
+                        }
+                        other => (404, format!("no route {other}")),
+                    };
+                    let _ = request.respond(tiny_http::Response::from_string(answer).with_status_code(status));
+                }
+            })
+        })
+        .collect();
+    (url, handlers, server)
+}
+
+/// The whole picture on loopback, one EEF iteration: a driver (the experiment), two environment
+/// servers, an inference server serving the adapters the run trains, and LoRA training of the
+/// pretrained tiny Llama on two data-parallel CPU peers (`[policy.train] devices = [0, 1]`).
+/// Every rollout goes over HTTP to both kinds of server; every adapter is published and loaded
+/// from its folder before a request names it; no episode breaks.
+#[test]
+fn driver_env_servers_inference_server_and_data_parallel_training_run_one_eef_iteration() {
+    let hf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/hf/tiny-llama3.2-instruct");
+    let vault = VaultConfig { train_tasks: 8, test_tasks: 4, ..VaultConfig::default() };
+    let envs = [serve(&vault, "127.0.0.1:0"), serve(&vault, "127.0.0.1:0")];
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tmp = tempfile::tempdir().unwrap();
+    let policy = format!(
+        "[policy]\ninit = {hf:?}\nmax_context = 512\nmax_new_tokens = 16\nbatch_size = 4\n[policy.lora]\nrank = 4\nalpha = 8.0\n\
+         [policy.train]\nlearning_rate = 0.01\nwarmup_steps = 2\ndevices = [0, 1]\n"
+    );
+    let text = format!(
+        "[experiment]\nname = \"whole\"\niterations = 1\n[train]\nepochs = 2\n[rollout]\nprogress = false\nconcurrency = 4\n\
+         [[methods]]\nselector = \"sft\"\n[[methods]]\nselector = \"eef\"\n[environment]\ntrain_tasks = 8\ntest_tasks = 4\n{policy}"
+    );
+    // The inference server reads the adapters with the same base model and LoRA settings.
+    let server_settings: eef_runtime::model::LmSettings = eef_runtime::ExperimentConfig::from_toml("whole.toml", &text).unwrap().policy().unwrap();
+    let (url, handlers, server) = adapter_serving_server(server_settings, log.clone());
+    let text = format!("{text}[policy.server.chat]\nbase_url = \"{url}\"\nmodel = \"base\"\nbackoff_ms = 1\nstop = [\"\\nObservation\"]\n");
+    let mut config = eef_runtime::ExperimentConfig::from_toml("whole.toml", &text).unwrap();
+    config.experiment.run_dir = tmp.path().to_owned();
+    let urls: Vec<String> = envs.iter().map(ServerHandle::url).collect();
+    let exp = eef_experiments::vault::experiment_lm(config).unwrap().environment(AgentGymFactory::new(AgentGymConfig { servers: urls, ..AgentGymConfig::default() }).unwrap());
+    let report = common::runtime().block_on(exp.run()).unwrap();
+    for h in handlers {
+        server.unblock(); // one blocked handler per call
+        h.join().unwrap();
+    }
+    let log = log.lock().unwrap().clone();
+    let loaded: Vec<&String> = log.iter().filter_map(|c| match c { Call::Load(n) => Some(n), _ => None }).collect();
+    for n in ["whole-sft", "eef-iter-1"] {
+        assert!(loaded.iter().any(|l| l.ends_with(n)), "adapter {n} was published and loaded from its folder: {loaded:?}");
+    }
+    let mut seen = Vec::new();
+    for c in &log {
+        match c {
+            Call::Load(n) => seen.push(n.clone()),
+            Call::Complete { model, seed, stop } => assert!(seen.contains(model) && *seed && *stop, "{model}: named before it was loaded, or without seed / stop"),
+        }
+    }
+    let completions = log.iter().filter(|c| matches!(c, Call::Complete { .. })).count();
+    let eef = &report.methods[1].iterations[1];
+    let explored = eef.explore.as_ref().map_or(0, |e| e.episodes);
+    assert!(explored > 0, "EEF explored from the expert's states through both servers");
+    let broken: usize = report.methods.iter().flat_map(|m| &m.iterations).map(|it| it.eval.broken).sum();
+    assert_eq!(broken, 0, "no episode broke");
+    eprintln!("{completions} completions, {} adapters loaded, {explored} explorations, {} recovery states", loaded.len(), eef.recovery_states);
+    assert!(completions > explored, "{completions} completions for {explored} explorations and the evaluations");
+    // The adapters are PEFT folders trained on the two peers.
+    assert!(tmp.path().join("whole/eef/iter-1/checkpoint/adapter_model.safetensors").exists() || std::fs::read_dir(tmp.path().join("whole/eef/iter-1")).unwrap().flatten().any(|e| e.path().join("adapter_model.safetensors").exists()));
+}

@@ -41,7 +41,8 @@ pub struct Plan {
     pub gradients: u64,
     /// AdamW's two moments per trainable parameter.
     pub optimizer: u64,
-    /// Activations kept for the backward pass of one micro-batch (`batch_size` windows of
+    /// Activations kept for the backward pass of one micro-batch on one device (`batch_size`, or
+    /// with `[policy.train] devices` its share of it, windows of
     /// `max_context` tokens).
     pub activations: u64,
     /// Logits of a micro-batch, their f32 copy for the cross-entropy and its gradient.
@@ -90,7 +91,8 @@ impl Plan {
         let parameters = c.parameter_count() as u64;
         let lora = s.lora.as_ref().map_or(0, |l| lora_parameters(c, l));
         let trainable = if s.lora.is_some() { lora } else { parameters };
-        let (b, t) = (s.batch_size.max(1) as u64, s.max_context as u64);
+        // Each data-parallel device ([policy.train] devices) holds its share of the micro-batch.
+        let (b, t) = (s.batch_size.max(1).div_ceil(s.train.devices.len().max(1)) as u64, s.max_context as u64);
         let (d, h, hd) = (c.hidden_size as u64, c.num_attention_heads as u64, c.head_dim() as u64);
         let (q, kv, i, layers) = (h * hd, c.kv_heads() as u64 * hd, c.intermediate_size as u64, c.num_hidden_layers as u64);
         // Per token and layer (see the module documentation); the adapters' `x A` rows in f32.
