@@ -181,6 +181,18 @@ enum Call {
     Complete { model: String, seed: bool, stop: bool },
 }
 
+/// The JSON body of a request to a mock server (null when it has none).
+fn json_body(request: &mut tiny_http::Request) -> serde_json::Value {
+    let mut body = String::new();
+    request.as_reader().read_to_string(&mut body).unwrap();
+    serde_json::from_str(&body).unwrap_or_default()
+}
+
+/// An OpenAI chat-completion answer with one choice.
+fn chat_completion(content: &str) -> String {
+    serde_json::json!({ "choices": [{ "message": { "role": "assistant", "content": content } }] }).to_string()
+}
+
 /// A loopback OpenAI-compatible server with vLLM's runtime LoRA endpoint: it logs every call,
 /// fails the first load of each adapter with 503 and every fifth completion with 500 (the policy
 /// retries), and answers `Action: <the first valid action>` for the Vault.
@@ -191,9 +203,7 @@ fn mock_inference_server(log: Arc<std::sync::Mutex<Vec<Call>>>) -> (String, std:
     let handle = std::thread::spawn(move || {
         let mut completions = 0usize;
         while let Ok(mut request) = s.recv() {
-            let mut body = String::new();
-            request.as_reader().read_to_string(&mut body).unwrap();
-            let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let json = json_body(&mut request);
             let (status, answer) = match request.url() {
                 "/v1/load_lora_adapter" => {
                     let name = json["lora_name"].as_str().unwrap().to_owned();
@@ -214,7 +224,7 @@ fn mock_inference_server(log: Arc<std::sync::Mutex<Vec<Call>>>) -> (String, std:
                     } else {
                         log.lock().unwrap().push(Call::Complete { model: json["model"].as_str().unwrap().to_owned(), seed: json["seed"].is_u64(), stop: json["stop"].is_array() });
                         let content = "Thought: the first lever.\nAction: pull[1]";
-                        (200, serde_json::json!({ "choices": [{ "message": { "role": "assistant", "content": content } }] }).to_string())
+                        (200, chat_completion(content))
                     }
                 }
                 other => (404, format!("no route {other}")),
@@ -286,9 +296,7 @@ fn adapter_serving_server(settings: eef_runtime::model::LmSettings, log: Arc<std
             let (s, log, adapters, settings) = (server.clone(), log.clone(), adapters.clone(), settings.clone());
             std::thread::spawn(move || {
                 while let Ok(mut request) = s.recv() {
-                    let mut body = String::new();
-                    request.as_reader().read_to_string(&mut body).unwrap();
-                    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                    let json = json_body(&mut request);
                     let (status, answer) = match request.url() {
                         "/v1/load_lora_adapter" => {
                             let name = json["lora_name"].as_str().unwrap().to_owned();
@@ -330,10 +338,7 @@ fn adapter_serving_server(settings: eef_runtime::model::LmSettings, log: Arc<std
                                 temperature: json["temperature"].as_f64().unwrap() as f32,
                             };
                             match policy.act_batch(&[r]).remove(0) {
-                                Ok(act) => {
-                                    let content = eef_runtime::sharegpt::render_action(act.thought.as_deref(), &act.action);
-                                    (200, serde_json::json!({ "choices": [{ "message": { "role": "assistant", "content": content } }] }).to_string())
-                                }
+                                Ok(act) => (200, chat_completion(&eef_runtime::sharegpt::render_action(act.thought.as_deref(), &act.action))),
                                 Err(e) => (500, e.to_string()),
                             }
                         }

@@ -8,8 +8,8 @@
 //! one: a shard's loss is its tokens' summed negative log-likelihood divided by the trainable
 //! tokens of the **whole** micro-batch (and by `accumulation`), which is what
 //! [`super::masked_lm_loss`] averages over; DPO's pass-2 weights are per pair already. Training
-//! on `n` devices thus equals training on one up to floating-point summation order; the test
-//! `tests/model.rs::data_parallel_step_equals_one_device` holds it to that.
+//! on `n` devices thus equals training on one up to floating-point summation order;
+//! `tests/data_parallel.rs` holds it to that (within 1e-5 per weight; 4e-7 measured).
 //!
 //! Peer 0 is the caller's [`Trainer`] (its model is the result, its state is what checkpoints
 //! save); peers 1.. are threads, each driving its own device. A peer that fails (a panic, an

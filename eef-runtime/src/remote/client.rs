@@ -19,8 +19,10 @@ use crate::task::Task;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentGymConfig {
-    /// The servers' base URLs (`http://host:port`); worker `w` starts on server `w mod n` and
-    /// moves to the next one that answers when its server fails.
+    /// The servers' base URLs (`http://host:port`). Worker `w`'s instance goes to server
+    /// `(w + made / n) mod n`, where `made` counts the instances made so far: the workers spread
+    /// over the servers, and an instance made again (after a failure) starts one server further
+    /// on. A server that does not answer is skipped for the next.
     pub servers: Vec<String>,
     /// The environment's name in reports.
     pub name: String,
@@ -134,8 +136,9 @@ impl AgentGymFactory {
 impl EnvFactory for AgentGymFactory {
     fn make(&self, worker: usize) -> Result<Box<dyn Environment>, EnvError> {
         let n = self.link.servers.len();
-        // A worker's first instance is on server `worker mod n`; each later one moves on, so a
-        // dead server is skipped.
+        // The first n instances go to `worker mod n`; each further round of n shifts the start by
+        // one (an instance remade after a failure tries another server first), and a server that
+        // does not answer is skipped.
         let attempt = self.made.fetch_add(1, Ordering::Relaxed);
         let first = (worker + attempt / n.max(1)) % n;
         let mut last = None;
