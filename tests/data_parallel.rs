@@ -243,6 +243,9 @@ fn a_failing_peer_ends_training_with_an_error_not_a_hang() {
     let mut t = Trainer::new(model, TrainSettings::default());
     let ok = data_parallel::run(&mut t, &[device, device], 0, |t, peers| peers.unwrap().micro_step(t, &windows())).unwrap();
     assert!(ok.is_ok(), "{ok:?}");
+    // After the group, the trainer trains alone again.
+    t.micro_step(Batch::new(&windows(), 0, &device));
+    assert_eq!(t.step, 2);
 }
 
 /// Misconfigured devices are refused before anything trains.

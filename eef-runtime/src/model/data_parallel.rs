@@ -241,10 +241,15 @@ pub fn run<B: LmAutodiffBackend, R>(
         let peers = Peers { to, from, pad, device: devices[0].clone() };
         collective::register::<Inner<B>>(PeerId::from(0), devices[0].clone(), config).map_err(|e| format!("registering with burn-collective failed: {e:?}"))?;
         trainer.join(PeerId::from(0));
-        let out = body(trainer, Some(&peers));
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(trainer, Some(&peers))));
+        if out.is_err() {
+            // Peers waiting in an all-reduce for peer 0 return, so the threads can be joined.
+            collective::reset_collective::<Inner<B>>();
+        }
         let _ = collective::finish_collective::<Inner<B>>(PeerId::from(0));
+        trainer.leave();
         drop(peers);
-        Ok(out)
+        Ok(out.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
     })
 }
 

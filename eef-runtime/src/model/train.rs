@@ -144,6 +144,11 @@ impl<B: LmAutodiffBackend> Trainer<B> {
         self.peer = Some(peer);
     }
 
+    /// Leaves the data-parallel group: steps use this trainer's gradients alone again.
+    pub fn leave(&mut self) {
+        self.peer = None;
+    }
+
     /// The gradients to step with: this trainer's, or, in a data-parallel group, all peers'
     /// summed (every peer gets the same sum, so every copy of the model takes the same step).
     fn reduced(&mut self) -> Result<GradientsParams, String> {
