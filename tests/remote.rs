@@ -381,8 +381,11 @@ fn driver_env_servers_inference_server_and_data_parallel_training_run_one_eef_it
     let urls: Vec<String> = envs.iter().map(ServerHandle::url).collect();
     let exp = eef_experiments::vault::experiment_lm(config).unwrap().environment(AgentGymFactory::new(AgentGymConfig { servers: urls, ..AgentGymConfig::default() }).unwrap());
     let report = common::runtime().block_on(exp.run()).unwrap();
+    // Each call unblocks one handler (whichever is waiting), so all of them first, then join.
+    for _ in &handlers {
+        server.unblock();
+    }
     for h in handlers {
-        server.unblock(); // one blocked handler per call
         h.join().unwrap();
     }
     let log = log.lock().unwrap().clone();
