@@ -408,6 +408,7 @@ fn driver_env_servers_inference_server_and_data_parallel_training_run_one_eef_it
     assert_eq!(broken, 0, "no episode broke");
     eprintln!("{completions} completions, {} adapters loaded, {explored} explorations, {} recovery states", loaded.len(), eef.recovery_states);
     assert!(completions > explored, "{completions} completions for {explored} explorations and the evaluations");
-    // The adapters are PEFT folders trained on the two peers.
-    assert!(tmp.path().join("whole/eef/iter-1/checkpoint/adapter_model.safetensors").exists() || std::fs::read_dir(tmp.path().join("whole/eef/iter-1")).unwrap().flatten().any(|e| e.path().join("adapter_model.safetensors").exists()));
+    // What the server loaded is the PEFT adapter the two peers trained.
+    let adapter = tmp.path().join("whole/eef/iter-1/checkpoint");
+    assert!(adapter.join("adapter_config.json").exists() && adapter.join("adapter_model.safetensors").exists(), "{}", adapter.display());
 }
