@@ -6,7 +6,7 @@ use syn::spanned::Spanned;
 use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl};
 
 use crate::args::{push, Args};
-use crate::fn_item::with_errors;
+use crate::fn_item::{param_span, with_errors};
 
 /// What a method must look like.
 struct MethodSpec {
@@ -232,23 +232,11 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     // The arguments passed to the user's method carry the spans of its parameter types, so a
     // parameter of the wrong type is reported on it (`action: String` where `&str` is passed).
     let args = |m: &str, names: &[&str]| -> Vec<TokenStream> {
-        let types: Vec<Span> = find(m)
-            .map(|f| {
-                f.sig
-                    .inputs
-                    .iter()
-                    .filter_map(|a| match a {
-                        syn::FnArg::Typed(t) => Some(t.ty.span()),
-                        syn::FnArg::Receiver(_) => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         names
             .iter()
             .enumerate()
             .map(|(k, n)| {
-                let span = types.get(k).copied().unwrap_or_else(Span::call_site);
+                let span = find(m).map_or_else(Span::call_site, |f| param_span(&f.sig, k));
                 let arg = syn::Ident::new(n, span);
                 quote_spanned!(span=> ::eef_runtime::__private::EnvParam::from_env(#arg))
             })

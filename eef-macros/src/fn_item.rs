@@ -56,22 +56,21 @@ pub fn parse_fn(item: TokenStream, macro_name: &str, shape: &str, max_inputs: us
     }
 }
 
-/// The span of `f`'s return type (its first token on stable Rust), or of its name when it has
-/// none: where a wrong return type is reported.
-pub fn return_span(f: &ItemFn) -> proc_macro2::Span {
+/// The span of a signature's return type (its first token on stable Rust), or of its name when
+/// it has none: where a wrong return type is reported.
+pub fn return_span(sig: &syn::Signature) -> proc_macro2::Span {
     use syn::spanned::Spanned;
-    match &f.sig.output {
+    match &sig.output {
         ReturnType::Type(_, ty) => ty.span(),
-        ReturnType::Default => f.sig.ident.span(),
+        ReturnType::Default => sig.ident.span(),
     }
 }
 
-/// The span of `f`'s `k`-th typed parameter's type (the call site when there is none): where an
-/// argument of the wrong type is reported.
-pub fn param_span(f: &ItemFn, k: usize) -> proc_macro2::Span {
+/// The span of a signature's `k`-th typed parameter's type (`self` not counted; the call site
+/// when there is none): where an argument of the wrong type is reported.
+pub fn param_span(sig: &syn::Signature, k: usize) -> proc_macro2::Span {
     use syn::spanned::Spanned;
-    f.sig
-        .inputs
+    sig.inputs
         .iter()
         .filter_map(|a| match a {
             FnArg::Typed(t) => Some(t.ty.span()),

@@ -24,12 +24,11 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             Err(e) => push(errors, e),
         }
         let ident = &f.sig.ident;
-        // Spanned on the user's return type, so a wrong one is reported there.
         // The argument carries the span of the user's parameter type, the conversion that of the
         // return type: a wrong one is reported where it is written.
-        let span = fn_item::return_span(f);
+        let span = fn_item::return_span(&f.sig);
         let (call, value) = (syn::Ident::new(&ident.to_string(), span), syn::Ident::new("__eef_value", span));
-        let arg = syn::Ident::new("trajectory", fn_item::param_span(f, 0));
+        let arg = syn::Ident::new("trajectory", fn_item::param_span(&f.sig, 0));
         let score = quote_spanned! {span=>
             let #value = #call::call(#arg);
             ::eef_runtime::__private::IntoScore::into_score(#value)

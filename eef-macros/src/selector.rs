@@ -101,9 +101,9 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             }
         };
         // The call is spanned on the user's return type, so a wrong one is reported there.
-        let span = fn_item::return_span(f);
+        let span = fn_item::return_span(&f.sig);
         let (call, value) = (syn::Ident::new(&ident.to_string(), span), syn::Ident::new("__eef_value", span));
-        let group = syn::Ident::new("group", fn_item::param_span(f, 0));
+        let group = syn::Ident::new("group", fn_item::param_span(&f.sig, 0));
         let select_body = quote_spanned! {span=>
             let #value: ::eef_runtime::__private::Selection = #call::call(#group #default_params);
             #value
