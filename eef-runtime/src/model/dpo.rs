@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 
 use burn::module::AutodiffModule;
-use burn::prelude::*;
 use rand::seq::SliceRandom;
 
 use super::kernels::{LmAutodiffBackend, LmBackend};
@@ -162,18 +161,15 @@ pub fn fit<B: LmAutodiffBackend>(
                 // data-parallel group, each peer its share of every batch).
                 for batch in windows.chunks(windows_per_batch.max(1)) {
                     let seqs: Vec<(Vec<u32>, Vec<bool>)> = batch.iter().map(|&i| w.seqs[i].clone()).collect();
-                    let weights: Vec<f32> = batch.iter().map(|&i| coef[&w.owner[i]] as f32).collect();
+                    // Σ coef · ll = Σ (-coef) · NLL.
+                    let weights: Vec<f32> = batch.iter().map(|&i| -(coef[&w.owner[i]] as f32)).collect();
                     meter.micro_tokens(2 * seqs.len() * seqs.iter().map(|(ids, _)| ids.len()).max().unwrap_or(0));
                     match peers {
                         None => {
-                            let b = Batch::<B>::new(&seqs, pad, device);
-                            let weights = Tensor::<B, 1>::from_data(TensorData::new(weights, [batch.len()]), device);
-                            trainer.accumulate_with(|m| (masked_log_likelihood(m.logits(b.inputs), b.targets, b.mask) * weights).sum());
+                            trainer.accumulate_weighted(Batch::new(&seqs, pad, device), &weights);
                         }
-                        // Σ coef · ll = Σ (-coef) · NLL.
                         Some(p) => {
-                            let negated: Vec<f32> = weights.iter().map(|c| -c).collect();
-                            p.accumulate(trainer, &seqs, &negated)?;
+                            p.accumulate(trainer, &seqs, &weights)?;
                         }
                     }
                 }

@@ -74,8 +74,8 @@ struct State<B: LmAutodiffBackend> {
 /// A Llama policy on backend `B` (e.g. [`super::CpuTrain`]).
 pub struct LmPolicy<B: LmAutodiffBackend> {
     settings: LmSettings,
-    device: B::Device,
-    /// The data-parallel training devices, `device` first (one: no data parallelism).
+    /// The devices: acting on the first, training data-parallel over all (never empty; one: no
+    /// data parallelism).
     devices: Vec<B::Device>,
     state: Mutex<Option<State<B>>>,
 }
@@ -105,9 +105,13 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
     /// A policy that acts on `devices[0]` and trains data-parallel over all of `devices` (one:
     /// no data parallelism); see [`super::data_parallel`].
     pub fn with_devices(settings: LmSettings, devices: Vec<B::Device>) -> Self {
-        let device = devices.first().cloned().unwrap_or_default();
-        let devices = if devices.is_empty() { vec![device.clone()] } else { devices };
-        LmPolicy { settings, device, devices, state: Mutex::new(None) }
+        let devices = if devices.is_empty() { vec![B::Device::default()] } else { devices };
+        LmPolicy { settings, devices, state: Mutex::new(None) }
+    }
+
+    /// The device the policy acts on (and the first of the training devices).
+    fn device(&self) -> &B::Device {
+        &self.devices[0]
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Option<State<B>>>, PolicyError> {
@@ -126,7 +130,7 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
         let chat = Chat::compact(tok, self.settings.chat.clone()).map_err(other)?;
         let config = LlamaConfig { vocab_size: chat.tok().vocab_size(), ..self.settings.model.clone() };
         config.validate().map_err(other)?;
-        let model = Llama::seeded(&config, seed, &self.device);
+        let model = Llama::seeded(&config, seed, self.device());
         Ok(State { infer: model.valid(), chat, config, model, source: None })
     }
 
@@ -138,7 +142,7 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
         config.check_context(self.settings.max_context).map_err(ck)?;
         let tok = Tok::from_file(&dir.join("tokenizer.json")).map_err(ck)?;
         let chat = Chat::from_folder(dir, tok, self.settings.chat.clone()).map_err(ck)?;
-        let mut model = hf::load::load_weights::<B>(dir, &config, &self.device, LoadOptions::default()).map_err(|e| ck(e.to_string()))?;
+        let mut model = hf::load::load_weights::<B>(dir, &config, self.device(), LoadOptions::default()).map_err(|e| ck(e.to_string()))?;
         if chat.tok().vocab_size() > config.vocab_size {
             // The compact template's tokens on a pretrained tokenizer that lacks them: they were
             // added, and the embedding grows to hold them.
@@ -160,7 +164,7 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
             message: "holds a LoRA adapter: [policy] init must name the model it adapts".into(),
         })?;
         let mut state = self.load_pretrained(base)?;
-        let (model, _) = peft::load_adapter(dir, state.model, &self.device).map_err(|e| PolicyError::Checkpoint { path: dir.display().to_string(), message: e.to_string() })?;
+        let (model, _) = peft::load_adapter(dir, state.model, self.device()).map_err(|e| PolicyError::Checkpoint { path: dir.display().to_string(), message: e.to_string() })?;
         state.infer = model.valid();
         state.model = model;
         Ok(state)
@@ -184,13 +188,13 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
         let guard = self.lock()?;
         let s = guard.as_ref().ok_or_else(|| other("the language-model policy has no weights yet: train or load it first"))?;
         let w = self.windows_of(&s.chat, trajectories)?;
-        let mut out = dpo::log_likelihoods(&s.infer, &w, s.chat.pad(), self.settings.batch_size.max(1), &self.device);
+        let mut out = dpo::log_likelihoods(&s.infer, &w, s.chat.pad(), self.settings.batch_size.max(1), self.device());
         out.resize(trajectories.len(), 0.0);
         Ok(out)
     }
 
     fn tensor(&self, ids: &[u32]) -> Tensor<B::InnerBackend, 2, Int> {
-        Tensor::from_data(TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, ids.len()]), &self.device)
+        Tensor::from_data(TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, ids.len()]), self.device())
     }
 
     /// Trains `model` on the token windows `seqs`, resuming from and writing to
@@ -214,7 +218,7 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
         let mut trainer = Trainer::new(model, settings.clone());
         let ckpt_dir = config.checkpoint_dir.as_deref();
         let restored = match ckpt_dir {
-            Some(dir) => checkpoint::restore(dir, fingerprint, &mut trainer, &self.device),
+            Some(dir) => checkpoint::restore(dir, fingerprint, &mut trainer, self.device()),
             None => Ok(None),
         };
         let mut progress = match restored {
@@ -245,7 +249,7 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
                     let micro: Vec<(Vec<u32>, Vec<bool>)> = chunk.iter().map(|&i| seqs[i].clone()).collect();
                     let batch_tokens = micro.len() * micro.iter().map(|(ids, _)| ids.len()).max().unwrap_or(0);
                     let loss = match peers {
-                        None => trainer.micro_step(Batch::new(&micro, pad, &self.device)),
+                        None => trainer.micro_step(Batch::new(&micro, pad, self.device())),
                         Some(p) => p.micro_step(trainer, &micro).map_err(other)?,
                     };
                     progress = TrainProgress { epoch, batch: batch + 1, step: trainer.step, micro: trainer.micro_steps(), loss, ..progress };
@@ -276,9 +280,6 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
     /// Runs `body` on `trainer` alone, or, with `[policy.train] devices` naming several, as
     /// peer 0 of a data-parallel group over them ([`super::data_parallel`]).
     fn data_parallel<R>(&self, trainer: &mut Trainer<B>, pad: u32, body: impl FnOnce(&mut Trainer<B>, Option<&Peers<B>>) -> Result<R, PolicyError>) -> Result<R, PolicyError> {
-        if self.devices.len() <= 1 {
-            return body(trainer, None);
-        }
         super::data_parallel::run(trainer, &self.devices, pad, body).map_err(other)?
     }
 
@@ -339,7 +340,7 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
             top_p: self.settings.top_p,
             pad_to: self.settings.pad_to,
         };
-        for (i, d) in batch.into_iter().zip(decode(&s.infer, rows, settings, &self.device)) {
+        for (i, d) in batch.into_iter().zip(decode(&s.infer, rows, settings, self.device())) {
             let r = &requests[i];
             out[i] = Some(Ok(match d {
                 Decoded::Choice(c) => Act::new(r.valid_actions.as_ref().map(|v| v[c].clone()).unwrap_or_default()),
@@ -409,7 +410,7 @@ impl<B: LmAutodiffBackend> Policy for LmPolicy<B> {
             }
         };
         let bs = self.settings.batch_size.max(1);
-        let reference = dpo::reference_log_likelihoods(&model, &windows, chat.pad(), bs, &self.device);
+        let reference = dpo::reference_log_likelihoods(&model, &windows, chat.pad(), bs, self.device());
         let beta = config.dpo.beta_at(config.iteration);
         // One optimizer step per `batch_size × accumulation` windows' worth of pairs (as SFT
         // steps over that many windows), each forward pass at most `batch_size` windows.
