@@ -7,7 +7,11 @@
 //! Slow on lavapipe (shaders compile on first use), hence `#[ignore]`; `cargo test --workspace
 //! -- --include-ignored` (the README's test command, and CI) runs it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::{model_weights, worst};
 
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{Autodiff, Wgpu};
@@ -63,11 +67,6 @@ fn loss_and_grads<B: LmAutodiffBackend>(m: &Llama<B>, seqs: &[(Vec<u32>, Vec<boo
     let get = |t: Tensor<B, 2>| t.grad(&g).expect("a gradient").into_data().convert::<f32>().to_vec::<f32>().unwrap();
     let grads = vec![get(m.layers[0].self_attn.q_proj.base.weight.val()), get(m.layers[1].mlp.down_proj.base.weight.val()), get(m.embed_tokens.weight.val())];
     (value, grads)
-}
-
-fn worst(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 fn decoded<B: LmAutodiffBackend>(m: &Llama<B>, chat: &Chat, device: &B::Device) -> Vec<Decoded> {
@@ -135,23 +134,9 @@ fn wgpu_matches_the_cpu_backend_forward_backward_training_and_decoding() {
     let (mut one, mut two) = (Trainer::new(model::<Gpu>(&gpu), settings.clone()), Trainer::new(model::<Gpu>(&gpu), settings));
     let l1 = one.micro_step(Batch::new(&seqs, chat.pad(), &gpu));
     let l2 = eef_runtime::model::data_parallel::run(&mut two, &[gpu.clone(), gpu.clone()], chat.pad(), |t, peers| peers.unwrap().micro_step(t, &seqs)).unwrap().unwrap();
-    let flat = |m: &Llama<Gpu>| all_weights(m);
-    let d = worst(&flat(one.model()), &flat(two.model()));
+    let d = worst(&model_weights(one.model()), &model_weights(two.model()));
     eprintln!("data-parallel on wgpu: loss {l1} vs {l2}, largest weight difference {d:.2e}");
     assert!((l1 - l2).abs() <= TOLERANCE && d <= 1e-4, "two wgpu peers: loss {l2} vs {l1}, weights differ by {d}");
-}
-
-/// Every parameter of `m`, flattened.
-fn all_weights<B: LmAutodiffBackend>(m: &Llama<B>) -> Vec<f32> {
-    struct Collect<'a>(&'a mut Vec<f32>);
-    impl<B: Backend> burn::module::ModuleVisitor<B> for Collect<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
-            self.0.extend(param.val().into_data().convert::<f32>().to_vec::<f32>().unwrap());
-        }
-    }
-    let mut out = Vec::new();
-    m.visit(&mut Collect(&mut out));
-    out
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests: a small Vault world, its expert, and rollouts.
+//! Helpers shared by the integration tests: a small Vault world, its expert, rollouts, and a
+//! model's weights for comparing training runs.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -88,4 +89,25 @@ pub async fn explore(
         .run("explore", policy, Arc::new(FinalReward), jobs, CancellationToken::new(), |_| Ok(()))
         .await
         .unwrap()
+}
+
+/// Every parameter of `m`, flattened in the model's order (to compare two training runs).
+pub fn model_weights<B: eef_runtime::model::LmAutodiffBackend>(m: &eef_runtime::model::Llama<B>) -> Vec<f32> {
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::tensor::{backend::Backend, Tensor};
+    struct Collect<'a>(&'a mut Vec<f32>);
+    impl<B: Backend> ModuleVisitor<B> for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0.extend(param.val().into_data().convert::<f32>().to_vec::<f32>().unwrap());
+        }
+    }
+    let mut out = Vec::new();
+    m.visit(&mut Collect(&mut out));
+    out
+}
+
+/// The largest element-wise difference of two equally long vectors.
+pub fn worst(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
