@@ -1,7 +1,8 @@
 //! Data-parallel training with burn-collective (`[policy.train] devices`), on two CPU peers: one
 //! optimizer step on 2 × (batch / 2) equals one step on the whole batch, whole training runs
 //! (SFT and DPO) equal single-device ones, runs are reproducible and resumable, and a failing
-//! peer ends training with an error instead of a hang.
+//! peer ends training with an error instead of a hang; and across two machines (here two
+//! processes on loopback: this one and an `eef train-node`), training equals one device's.
 //!
 //! Tolerance: the peers' gradients are summed in a different order than one device sums them,
 //! so results agree to float32 rounding, not bit for bit. One AdamW step moves a weight by about
@@ -11,11 +12,16 @@
 mod common;
 
 use common::{model_weights, worst};
-use eef_runtime::model::data_parallel::{self, shards};
+use eef_runtime::model::data_parallel::{self, shards, ClusterSettings, ModelShape};
 use eef_runtime::model::{Batch, CpuTrain, Llama, LlamaConfig, LmPolicy, LmSettings, TrainSettings, Trainer};
 use eef_runtime::policy::{DpoConfig, Policy, TrainConfig};
 use eef_runtime::selection::PreferencePair;
 use eef_runtime::{Actor, Source, StartState, Termination, Trajectory, Turn};
+
+/// The shape of a model without adapters.
+fn plain(config: &LlamaConfig) -> ModelShape<'_> {
+    ModelShape { config, lora: None }
+}
 
 fn config() -> LlamaConfig {
     LlamaConfig { vocab_size: 64, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: Some(2), ..LlamaConfig::tiny(64) }
@@ -53,7 +59,7 @@ fn one_step_on_two_peers_equals_one_step_on_the_whole_batch() {
     assert_eq!(one.step, 1);
 
     let mut two = Trainer::new(model.clone(), settings);
-    let loss_two = data_parallel::run(&mut two, &[device, device], 0, |t, peers| peers.expect("two devices make a group").micro_step(t, &seqs)).unwrap().unwrap();
+    let loss_two = data_parallel::run(&mut two, &[device, device], 0, plain(&config()), |t, peers| peers.expect("two devices make a group").micro_step(t, &seqs)).unwrap().unwrap();
     assert_eq!(two.step, 1);
 
     assert!((loss_one - loss_two).abs() < 1e-5, "loss: one device {loss_one}, two peers {loss_two}");
@@ -78,7 +84,7 @@ fn accumulated_steps_on_two_peers_equal_one_device() {
     let mut one = Trainer::new(model.clone(), settings.clone());
     let l1: Vec<f32> = batches.iter().map(|b| one.micro_step(Batch::new(b, 0, &device))).collect();
     let mut two = Trainer::new(model, settings);
-    let l2: Vec<f32> = data_parallel::run(&mut two, &[device, device], 0, |t, peers| batches.iter().map(|b| peers.unwrap().micro_step(t, b).unwrap()).collect()).unwrap();
+    let l2: Vec<f32> = data_parallel::run(&mut two, &[device, device], 0, plain(&config()), |t, peers| batches.iter().map(|b| peers.unwrap().micro_step(t, b).unwrap()).collect()).unwrap();
     assert_eq!((one.step, two.step), (3, 3));
     for (a, b) in l1.iter().zip(&l2) {
         assert!((a - b).abs() < 1e-5, "losses {l1:?} vs {l2:?}");
@@ -220,10 +226,10 @@ fn a_failing_peer_ends_training_with_an_error_not_a_hang() {
     let mut seqs = windows();
     seqs[6].0[1] = 10_000; // in peer 1's shard (windows 4..7)
     let mut t = Trainer::new(model.clone(), TrainSettings::default());
-    let err = data_parallel::run(&mut t, &[device, device], 0, |t, peers| peers.unwrap().micro_step(t, &seqs)).unwrap().unwrap_err();
+    let err = data_parallel::run(&mut t, &[device, device], 0, plain(&config()), |t, peers| peers.unwrap().micro_step(t, &seqs)).unwrap().unwrap_err();
     assert!(err.contains("peer 1") && err.contains("panicked"), "{err}");
     let mut t = Trainer::new(model, TrainSettings::default());
-    let ok = data_parallel::run(&mut t, &[device, device], 0, |t, peers| peers.unwrap().micro_step(t, &windows())).unwrap();
+    let ok = data_parallel::run(&mut t, &[device, device], 0, plain(&config()), |t, peers| peers.unwrap().micro_step(t, &windows())).unwrap();
     assert!(ok.is_ok(), "{ok:?}");
     // After the group, the trainer trains alone again.
     t.micro_step(Batch::new(&windows(), 0, &device));
@@ -245,4 +251,119 @@ fn devices_are_validated() {
     assert!(s.validate().unwrap_err().contains("starts with 1"));
     s.device = 1;
     s.validate().unwrap();
+}
+
+/// A free TCP port on loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Kills the child process when the test ends, passed or not.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `[policy.train.cluster]`: this process is the driver (node 0, one device, and burn-collective's
+/// orchestrator); a second process is an `eef train-node` with two devices, reached over
+/// loopback. Two training phases run in a row against the same node: one optimizer step through
+/// `data_parallel::run`, then SFT through the policy; each ends within tolerance of one device.
+#[test]
+fn training_across_two_machines_equals_one_device() {
+    const TEST: &str = "training_across_two_machines_equals_one_device";
+    // In the child: what `eef train-node` runs (the CPU backend, two peers) until killed, or
+    // until the test process is gone.
+    if let (Ok(listen), Ok(address)) = (std::env::var("EEF_TEST_NODE_LISTEN"), std::env::var("EEF_TEST_NODE_ADDRESS")) {
+        let parent = std::os::unix::process::parent_id();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(0);
+            }
+        });
+        data_parallel::node::run_node(&LmSettings::default(), &[0, 1], &listen, &address).unwrap();
+        return;
+    }
+    // A hang (a peer waiting in an all-reduce that never completes) fails the test binary
+    // instead of stalling CI; a run takes about a second.
+    std::thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_secs(1200));
+        eprintln!("{TEST}: no result after 20 minutes; the group hangs");
+        std::process::exit(101);
+    });
+    let (node_port, node_data, orchestrator, driver_data) = (free_port(), free_port(), free_port(), free_port());
+    let listen = format!("127.0.0.1:{node_port}");
+    let _node = Child(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([TEST, "--exact", "--test-threads", "1"])
+            .env("EEF_TEST_NODE_LISTEN", &listen)
+            .env("EEF_TEST_NODE_ADDRESS", format!("ws://127.0.0.1:{node_data}"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The node is up when it accepts a connection (a connection that sends nothing is dropped).
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(started.elapsed().as_secs() < 300, "the training node did not start listening");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let cluster = ClusterSettings { orchestrator: format!("ws://127.0.0.1:{orchestrator}"), address: format!("ws://127.0.0.1:{driver_data}"), nodes: vec![listen.clone()] };
+
+    // Phase 1: one step, split 3 / 2 / 2 over the driver's device and the node's two.
+    let device = Default::default();
+    let model = Llama::<CpuTrain>::seeded(&config(), 5, &device);
+    let step = TrainSettings { learning_rate: 1e-2, warmup_steps: 1, ..TrainSettings::default() };
+    let seqs = windows();
+    let mut one = Trainer::new(model.clone(), step.clone());
+    let loss_one = one.micro_step(Batch::new(&seqs, 0, &device));
+    let mut across = Trainer::new(model.clone(), TrainSettings { cluster: Some(cluster.clone()), ..step });
+    let loss_across = data_parallel::run(&mut across, &[device], 0, plain(&config()), |t, peers| {
+        let peers = peers.expect("a cluster makes a group");
+        assert_eq!(peers.len(), 3, "the driver's device and the node's two");
+        peers.micro_step(t, &seqs)
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(across.step, 1);
+    assert!((loss_one - loss_across).abs() < 1e-5, "loss: one device {loss_one}, across machines {loss_across}");
+    let diff = worst(&model_weights(one.model()), &model_weights(across.model()));
+    let moved = worst(&model_weights(&model), &model_weights(one.model()));
+    eprintln!("across two machines, one step: loss {loss_one} vs {loss_across}; max |Δw| = {diff:e} (step size up to {moved:e})");
+    assert!(diff < 1e-5, "one device vs across machines after one step: max |Δw| = {diff}");
+
+    // Phase 2, the same node again: SFT over four epochs through the policy.
+    let data = data();
+    let cfg = TrainConfig { epochs: 4, seed: 3, ..TrainConfig::default() };
+    let sft = |cluster: Option<ClusterSettings>| {
+        let mut s = settings(vec![]);
+        s.train.cluster = cluster;
+        let mut p = LmPolicy::<CpuTrain>::new(s, Default::default());
+        let loss = p.train(&data, &cfg).unwrap().loss.unwrap();
+        (loss, saved(&p))
+    };
+    let (l1, w1) = sft(None);
+    let (l2, w2) = sft(Some(cluster));
+    let diff = worst(&w1, &w2);
+    eprintln!("across two machines, SFT: loss {l1} vs {l2}; max |Δw| = {diff:e}");
+    assert!((l1 - l2).abs() < 1e-4, "SFT loss {l1} vs {l2}");
+    assert!(diff < 1e-5, "after SFT across machines: max |Δw| = {diff}");
+}
+
+/// A node that is not there, and a misconfigured cluster, are clear errors before training.
+#[test]
+fn cluster_errors_are_clear() {
+    let device = Default::default();
+    let model = Llama::<CpuTrain>::seeded(&config(), 5, &device);
+    let cluster = ClusterSettings { orchestrator: format!("ws://127.0.0.1:{}", free_port()), address: format!("ws://127.0.0.1:{}", free_port()), nodes: vec![format!("127.0.0.1:{}", free_port())] };
+    let mut t = Trainer::new(model, TrainSettings { cluster: Some(cluster.clone()), ..TrainSettings::default() });
+    let err = data_parallel::run(&mut t, &[device], 0, plain(&config()), |_, _| ()).unwrap_err();
+    assert!(err.contains("training node 127.0.0.1:") && err.contains("eef train-node --listen"), "{err}");
+    let mut s = settings(vec![]);
+    s.train.cluster = Some(ClusterSettings { nodes: vec![], ..cluster });
+    assert!(s.validate().unwrap_err().contains("nodes is empty"));
 }

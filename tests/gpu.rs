@@ -133,7 +133,9 @@ fn wgpu_matches_the_cpu_backend_forward_backward_training_and_decoding() {
     let settings = TrainSettings { learning_rate: 1e-2, warmup_steps: 1, ..TrainSettings::default() };
     let (mut one, mut two) = (Trainer::new(model::<Gpu>(&gpu), settings.clone()), Trainer::new(model::<Gpu>(&gpu), settings));
     let l1 = one.micro_step(Batch::new(&seqs, chat.pad(), &gpu));
-    let l2 = eef_runtime::model::data_parallel::run(&mut two, &[gpu.clone(), gpu.clone()], chat.pad(), |t, peers| peers.unwrap().micro_step(t, &seqs)).unwrap().unwrap();
+    let config = hf::load_safetensors::<Gpu>(&folder(), &gpu).unwrap().0;
+    let shape = eef_runtime::model::data_parallel::ModelShape { config: &config, lora: None };
+    let l2 = eef_runtime::model::data_parallel::run(&mut two, &[gpu.clone(), gpu.clone()], chat.pad(), shape, |t, peers| peers.unwrap().micro_step(t, &seqs)).unwrap().unwrap();
     let d = worst(&model_weights(one.model()), &model_weights(two.model()));
     eprintln!("data-parallel on wgpu: loss {l1} vs {l2}, largest weight difference {d:.2e}");
     assert!((l1 - l2).abs() <= TOLERANCE && d <= 1e-4, "two wgpu peers: loss {l2} vs {l1}, weights differ by {d}");

@@ -543,7 +543,7 @@ fn a_folder_without_a_chat_template_is_refused_unless_the_compact_template_is_as
 #[test]
 fn every_shipped_language_model_config_reads_and_validates() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/configs");
-    for name in ["webshop.toml", "webshop-large.toml", "webshop-llama3-8b.toml", "sciworld.toml", "vault-lm.toml"] {
+    for name in ["webshop.toml", "webshop-large.toml", "webshop-llama3-8b.toml", "webshop-llama3-8b-2nodes.toml", "sciworld.toml", "vault-lm.toml"] {
         let config = eef_runtime::ExperimentConfig::from_file(dir.join(name)).unwrap();
         let settings: eef_runtime::model::LmSettings = config.policy().unwrap_or_else(|e| panic!("{name}: {e}"));
         settings.validate().unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -110,12 +110,18 @@ struct Sabotaged {
     pids: Arc<Mutex<Vec<u32>>>,
 }
 
+/// Tasks whose JVM was already sabotaged, shared by the instances of one run.
+type Broken = Arc<Mutex<BTreeSet<String>>>;
+
+/// Process ids of the JVMs the instances started.
+type Pids = Arc<Mutex<Vec<u32>>>;
+
 impl Sabotaged {
     fn factory(
         make: impl Fn(usize) -> Result<SciWorldEnv, EnvError> + Send + Sync + 'static,
         at_step: usize,
         signal: &'static str,
-    ) -> (impl Fn(usize) -> Result<Sabotaged, EnvError> + Send + Sync + 'static, Arc<Mutex<BTreeSet<String>>>, Arc<Mutex<Vec<u32>>>) {
+    ) -> (impl Fn(usize) -> Result<Sabotaged, EnvError> + Send + Sync + 'static, Broken, Pids) {
         let sabotaged = Arc::new(Mutex::new(BTreeSet::new()));
         let pids = Arc::new(Mutex::new(Vec::new()));
         let (s, p) = (sabotaged.clone(), pids.clone());

@@ -110,6 +110,7 @@ pub fn fit<B: LmAutodiffBackend>(
     seed: u64,
     live: &crate::live::LiveMetrics,
     devices: &[B::Device],
+    shape: super::data_parallel::ModelShape<'_>,
 ) -> (Llama<B>, Result<DpoOutcome, String>) {
     let device = &devices[0];
     let pairs = w.tokens.len() / 2;
@@ -131,7 +132,7 @@ pub fn fit<B: LmAutodiffBackend>(
         by_owner[o].push(i);
     }
     let mut loss = 0.0;
-    let trained = super::data_parallel::run(&mut trainer, devices, pad, |trainer, peers| -> Result<(), String> {
+    let trained = super::data_parallel::run(&mut trainer, devices, pad, shape, |trainer, peers| -> Result<(), String> {
         for epoch in 0..epochs {
             let mut order: Vec<usize> = (0..pairs).collect();
             order.shuffle(&mut crate::seed::rng(crate::seed::derive_n(seed, epoch as u64)));

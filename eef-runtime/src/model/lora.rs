@@ -188,7 +188,7 @@ impl<B: Backend> Llama<B> {
     }
 
     /// Every projection of every block: `(layer, name, projection)`, in the order of
-    /// [`PROJECTIONS`] within each layer.
+    /// `PROJECTIONS` within each layer.
     pub fn projections(&self) -> Vec<(usize, &'static str, &Proj<B>)> {
         let mut out = Vec::new();
         for (i, b) in self.layers.iter().enumerate() {
@@ -207,7 +207,7 @@ impl<B: Backend> Llama<B> {
     }
 
     /// Replaces every projection of every block with `f(layer, name, projection)`, in the order
-    /// of [`PROJECTIONS`].
+    /// of `PROJECTIONS`.
     pub fn map_projections_indexed(mut self, mut f: impl FnMut(usize, &str, Proj<B>) -> Proj<B>) -> Self {
         let layers = std::mem::take(&mut self.layers);
         self.layers = layers

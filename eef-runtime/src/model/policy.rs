@@ -38,7 +38,7 @@ use super::settings::{Constrained, LmSettings};
 use super::tokenizer::Tok;
 use super::meter::StepMeter;
 use super::train::{Batch, TrainSettings, Trainer};
-use super::data_parallel::Peers;
+use super::data_parallel::{ModelShape, Peers};
 use super::dpo;
 use crate::policy::{Act, ActRequest, Policy, PolicyError, TrainConfig, TrainReport};
 use crate::selection::PreferencePair;
@@ -199,7 +199,7 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
 
     /// Trains `model` on the token windows `seqs`, resuming from and writing to
     /// `config.checkpoint_dir`. Returns the model (also after an error) and the last loss.
-    fn fit(&self, model: Llama<B>, seqs: &[(Vec<u32>, Vec<bool>)], pad: u32, config: &TrainConfig) -> (Llama<B>, Result<Option<f32>, PolicyError>) {
+    fn fit(&self, model: Llama<B>, model_config: &LlamaConfig, seqs: &[(Vec<u32>, Vec<bool>)], pad: u32, config: &TrainConfig) -> (Llama<B>, Result<Option<f32>, PolicyError>) {
         let bs = self.settings.batch_size.max(1);
         let epochs = config.epochs.max(1);
         let steps = epochs * seqs.len().div_ceil(bs) / self.settings.train.accumulation.max(1);
@@ -228,7 +228,8 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
         if progress.micro > 0 {
             tracing::warn!(step = progress.step, epoch = progress.epoch, "training resumed from its checkpoint");
         }
-        let outcome = self.data_parallel(&mut trainer, pad, |trainer, peers| -> Result<(), PolicyError> {
+        let shape = ModelShape { config: model_config, lora: self.settings.lora.as_ref() };
+        let outcome = self.data_parallel(&mut trainer, pad, shape, |trainer, peers| -> Result<(), PolicyError> {
             let mut meter = StepMeter::default();
             for epoch in 0..epochs {
                 // Each epoch's order depends only on the seed and the epoch (nothing to save).
@@ -279,8 +280,8 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
 
     /// Runs `body` on `trainer` alone, or, with `[policy.train] devices` naming several, as
     /// peer 0 of a data-parallel group over them ([`super::data_parallel`]).
-    fn data_parallel<R>(&self, trainer: &mut Trainer<B>, pad: u32, body: impl FnOnce(&mut Trainer<B>, Option<&Peers<B>>) -> Result<R, PolicyError>) -> Result<R, PolicyError> {
-        super::data_parallel::run(trainer, &self.devices, pad, body).map_err(other)?
+    fn data_parallel<R>(&self, trainer: &mut Trainer<B>, pad: u32, shape: ModelShape<'_>, body: impl FnOnce(&mut Trainer<B>, Option<&Peers<B>>) -> Result<R, PolicyError>) -> Result<R, PolicyError> {
+        super::data_parallel::run(trainer, &self.devices, pad, shape, body).map_err(other)?
     }
 
     fn prompt(&self, s: &State<B>, r: &ActRequest) -> Result<Vec<u32>, PolicyError> {
@@ -387,7 +388,7 @@ impl<B: LmAutodiffBackend> Policy for LmPolicy<B> {
             }
         }
         let report = TrainReport { trajectories: data.len(), trainable_turns: data.iter().map(Trajectory::trainable_turns).sum(), loss: None };
-        let (model, result) = if seqs.is_empty() { (model, Ok(None)) } else { self.fit(model, &seqs, chat.pad(), config) };
+        let (model, result) = if seqs.is_empty() { (model, Ok(None)) } else { self.fit(model, &model_config, &seqs, chat.pad(), config) };
         *guard = Some(State { infer: model.valid(), chat, config: model_config, model, source });
         Ok(TrainReport { loss: result?.map(f64::from), ..report })
     }
@@ -396,7 +397,7 @@ impl<B: LmAutodiffBackend> Policy for LmPolicy<B> {
         true
     }
 
-    /// DPO ([`super::dpo`]) on the pairs, with `config.dpo` (β by `config.iteration`), against
+    /// DPO (the `dpo` module) on the pairs, with `config.dpo` (β by `config.iteration`), against
     /// the policy as it is when this call starts.
     fn train_preferences(&mut self, pairs: &[PreferencePair], config: &TrainConfig) -> Result<TrainReport, PolicyError> {
         let mut guard = self.lock()?;
@@ -416,7 +417,7 @@ impl<B: LmAutodiffBackend> Policy for LmPolicy<B> {
         // steps over that many windows), each forward pass at most `batch_size` windows.
         let per_pair = (windows.seqs.len() as f64 / pairs.len().max(1) as f64).max(1.0);
         let pairs_per_step = ((bs * self.settings.train.accumulation.max(1)) as f64 / per_pair).ceil() as usize;
-        let (model, outcome) = dpo::fit(model, &windows, &reference, chat.pad(), &self.settings.train, &config.dpo, beta, pairs_per_step, bs, config.seed, &config.live, &self.devices);
+        let (model, outcome) = dpo::fit(model, &windows, &reference, chat.pad(), &self.settings.train, &config.dpo, beta, pairs_per_step, bs, config.seed, &config.live, &self.devices, ModelShape { config: &model_config, lora: self.settings.lora.as_ref() });
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {

@@ -125,7 +125,7 @@ pub fn rope_tables<B: Backend>(starts: &[i64], len: usize, head_dim: usize, thet
 /// Applies the rotation to `x` of shape `[batch, len, heads * head_dim]` (the projection's
 /// output, before it is split into heads); `cos` and `sin` are [`Rope::tables`]' tables with one
 /// row (shared by the batch) or one per sequence. One fused operation
-/// ([`LmBackend::rope`](super::kernels::LmBackend::rope)); the tables carry no gradient.
+/// ([`LmBackend::rope`]); the tables carry no gradient.
 pub fn apply_rope<B: LmBackend>(x: Tensor<B, 3>, heads: usize, cos: Tensor<B, 3>, sin: Tensor<B, 3>) -> Tensor<B, 3> {
     kernels::rope(x, heads, cos, sin)
 }

@@ -50,7 +50,7 @@ pub struct LmSettings {
     pub batch_size: usize,
     /// Optimisation.
     pub train: TrainSettings,
-    /// `[policy.lora]`: train low-rank adapters instead of every weight (see [`super::lora`]).
+    /// `[policy.lora]`: train low-rank adapters instead of every weight (see the `lora` module).
     pub lora: Option<LoraSettings>,
     /// The dtype checkpoints are written in (`"f32"`, `"bf16"`).
     pub save_dtype: SaveDtype,
@@ -138,6 +138,12 @@ impl LmSettings {
                     "[policy] device = {} but [policy.train] devices starts with {first}: with devices, the policy acts on the first of them; drop `device` or list it first",
                     self.device
                 ));
+            }
+        }
+        if let Some(cluster) = &self.train.cluster {
+            cluster.validate()?;
+            if self.precision == Precision::Bf16 && self.lora.is_some() {
+                return Err("[policy.train.cluster] with precision = \"bf16\" and [policy.lora]: the nodes would receive the f32 adapters and their optimizer state in bf16 and drift from the driver; train LoRA across machines with precision = \"f32\", or on one machine's devices".into());
             }
         }
         if d.len() > 1 && self.batch_size < d.len() {

@@ -39,11 +39,15 @@ pub struct TrainSettings {
     /// [`super::data_parallel`]). Empty: the one `[policy] device`. On a CPU backend the entries
     /// only count peers (threads), which all use the CPU.
     pub devices: Vec<usize>,
+    /// `[policy.train.cluster]`: train across machines too, each other machine running
+    /// `eef train-node` (see [`super::data_parallel::cluster`]). Absent: this machine alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<super::data_parallel::ClusterSettings>,
 }
 
 impl Default for TrainSettings {
     fn default() -> Self {
-        TrainSettings { learning_rate: 3e-3, warmup_steps: 10, total_steps: 200, min_lr_ratio: 0.1, weight_decay: 0.01, grad_clip: 1.0, accumulation: 1, checkpoint_every: 100, devices: Vec::new() }
+        TrainSettings { learning_rate: 3e-3, warmup_steps: 10, total_steps: 200, min_lr_ratio: 0.1, weight_decay: 0.01, grad_clip: 1.0, accumulation: 1, checkpoint_every: 100, devices: Vec::new(), cluster: None }
     }
 }
 

@@ -1,7 +1,9 @@
 //! The `eef` command: `eef plan --config FILE` tells whether a configuration's run fits a device
 //! before you rent one; `eef export --format sharegpt FILE.jsonl -o OUT.json` hands a run's
 //! trajectories or selection to another trainer; `eef serve-env --env webshop` serves an
-//! environment to rollouts on other hosts (AgentGym's environment-server protocol).
+//! environment to rollouts on other hosts (AgentGym's environment-server protocol); `eef
+//! train-node --config FILE --address ws://HOST:PORT` trains alongside a driver on another
+//! machine (`[policy.train.cluster]`).
 //!
 //! ```text
 //! cargo run --release --bin eef -- plan --config experiments/configs/webshop-llama3-8b.toml \
@@ -47,6 +49,24 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         threads: usize,
     },
+    /// Trains alongside a driver on another machine (`[policy.train.cluster]`): serves its
+    /// training phases on this machine's devices, all-reducing gradients with burn-collective.
+    TrainNode {
+        /// The experiment configuration the driver runs: its `[policy]` backend, precision and
+        /// `[policy.train] devices` apply here.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Address the driver connects to (one of `[policy.train.cluster] nodes`).
+        #[arg(long, default_value = "0.0.0.0:8700")]
+        listen: String,
+        /// This machine's tensor-data service as the other machines reach it (`ws://HOST:PORT`;
+        /// listened on at PORT).
+        #[arg(long)]
+        address: String,
+        /// The devices to train on here, e.g. `0,1,2,3` (default: `[policy.train] devices`).
+        #[arg(long, value_delimiter = ',')]
+        devices: Vec<usize>,
+    },
     /// Converts a run's JSONL (trajectories, selection or data set) for another trainer.
     Export {
         /// The JSONL file (e.g. `runs/webshop/eef/iter-1/dataset.jsonl`).
@@ -71,6 +91,7 @@ fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Plan { config, model_config, device_gib } => eef_experiments::plan::run(&config, model_config, device_gib),
         Command::ServeEnv { env, config, addr, threads } => eef_experiments::serve::run(env, config.as_deref(), &addr, threads),
+        Command::TrainNode { config, listen, address, devices } => eef_experiments::train_node::run(&config, &listen, &address, &devices),
         Command::Export { input, format: Format::Sharegpt, output } => eef_experiments::export::to_sharegpt(&input, &output),
     };
     eef_experiments::cli::print_report(result)

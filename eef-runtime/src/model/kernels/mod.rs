@@ -5,7 +5,7 @@
 //! burn's autodiff differentiates these as chains of small element-wise operations, each a full
 //! pass over memory with its own output buffer and its own node in the graph; on the CPU that
 //! cost, not the matrix products, dominated a training step. [`LmBackend`] gives each operation
-//! one forward and one backward kernel. Every backend gets the [`reference`] composition of burn
+//! one forward and one backward kernel. Every backend gets the [`reference`](mod@reference) composition of burn
 //! operations by default; the flex CPU backend overrides it with single-pass kernels, and
 //! [`Autodiff`](burn::backend::Autodiff) records each operation as one node whose backward pass
 //! calls the inner backend's backward kernel.

@@ -16,19 +16,31 @@
 //! out-of-memory) resets the collective so the others' pending all-reduce returns an error
 //! instead of waiting forever, and the training call reports it.
 //!
-//! Scope: the peers are devices of one machine (burn-collective's *local* level). Its global
-//! level (nodes on several machines, through its orchestrator) is not wired in: every node would
-//! need its own share of the data and a driver, which eef's single-driver loop does not have.
+//! Across machines (`[policy.train.cluster]`, [`cluster`]): the other machines run
+//! `eef train-node` ([`node`]); at the start of each training phase the driver hands each node
+//! the model and optimizer state, then a contiguous share of every micro-batch (its devices'
+//! shards), and burn-collective's global level sums the gradients across the machines.
+
+pub mod cluster;
+pub mod node;
+pub mod wire;
 
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
-use burn::collective::{self, CollectiveConfig, PeerId};
+use burn::collective::{self, PeerId};
 use burn::module::Module;
 
+use super::config::LlamaConfig;
 use super::kernels::LmAutodiffBackend;
 use super::llama::Llama;
+use super::lora::LoraSettings;
 use super::train::{Batch, OptimRecord, Trainer};
+use cluster::Global;
+use node::RemoteNode;
+use wire::{Hello, Request};
+
+pub use cluster::ClusterSettings;
 
 /// A training window: token ids and, per token, whether predicting it carries loss.
 pub type Window = (Vec<u32>, Vec<bool>);
@@ -40,28 +52,39 @@ pub type Seqs = [Window];
 /// peers, so groups take turns.
 static GROUP: Mutex<()> = Mutex::new(());
 
-/// What peer 0 asks of the others.
-enum Work {
-    /// Backpropagate `Σ weights[s] · NLL_s` over these windows (see
-    /// [`Trainer::accumulate_weighted`]); answer the value.
-    Accumulate(Vec<Window>, Vec<f32>),
-    /// End the micro-batch ([`Trainer::end_micro`]): an all-reduced step at the boundary.
-    EndMicro,
-    /// An all-reduced optimizer step now ([`Trainer::apply_step`]).
-    Step,
+/// The shape of the model being trained: what a node on another machine rebuilds the module
+/// from before loading the driver's values into it.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelShape<'a> {
+    /// The architecture (with the vocabulary as trained).
+    pub config: &'a LlamaConfig,
+    /// The adapters, when only they train.
+    pub lora: Option<&'a LoraSettings>,
 }
 
-/// The peers of a data-parallel group other than peer 0, while [`run`] lasts.
+/// The peers of a data-parallel group other than peer 0, while [`run`] lasts: this machine's
+/// other devices (threads) and the other machines' nodes.
 pub struct Peers<B: LmAutodiffBackend> {
-    to: Vec<Sender<Work>>,
+    to: Vec<Sender<Request>>,
     from: Vec<Receiver<Result<f32, String>>>,
+    remote: Mutex<Vec<RemoteNode>>,
     pad: u32,
     device: B::Device,
 }
 
 impl<B: LmAutodiffBackend> std::fmt::Debug for Peers<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Peers").field("peers", &(self.to.len() + 1)).finish_non_exhaustive()
+        f.debug_struct("Peers").field("peers", &self.len()).finish_non_exhaustive()
+    }
+}
+
+/// The windows and weights of the shard `r` of `seqs`: a shard with no window still takes part
+/// in the all-reduce, with one window of weight 0 (zero gradients for every parameter).
+fn shard(seqs: &Seqs, weights: &[f32], r: &std::ops::Range<usize>) -> (Vec<Window>, Vec<f32>) {
+    if r.is_empty() {
+        (seqs.iter().take(1).cloned().collect(), vec![0.0; seqs.len().min(1)])
+    } else {
+        (seqs[r.clone()].to_vec(), weights[r.clone()].to_vec())
     }
 }
 
@@ -88,9 +111,13 @@ pub fn trainable_targets(seqs: &Seqs) -> usize {
 }
 
 impl<B: LmAutodiffBackend> Peers<B> {
-    /// Peers in the group, peer 0 included.
+    /// Peers in the group, peer 0 included: this machine's devices and every node's.
     pub fn len(&self) -> usize {
-        self.to.len() + 1
+        self.to.len() + 1 + self.remote().iter().map(|n| n.devices).sum::<usize>()
+    }
+
+    fn remote(&self) -> MutexGuard<'_, Vec<RemoteNode>> {
+        self.remote.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether the group is peer 0 alone (never: [`run`] makes none then).
@@ -98,13 +125,18 @@ impl<B: LmAutodiffBackend> Peers<B> {
         false
     }
 
-    fn send(&self, work: impl Fn() -> Work) -> Result<(), String> {
+    fn send(&self, work: impl Fn() -> Request) -> Result<(), String> {
         for (p, to) in self.to.iter().enumerate() {
             to.send(work()).map_err(|_| format!("data-parallel peer {} stopped", p + 1))?;
+        }
+        for node in self.remote().iter_mut() {
+            node.send(&work())?;
         }
         Ok(())
     }
 
+    /// Every other peer's answer to the last request, summed; the first failure otherwise
+    /// (after every answer is in).
     fn gather(&self) -> Result<f32, String> {
         let mut sum = 0.0;
         let mut first_err = None;
@@ -115,6 +147,12 @@ impl<B: LmAutodiffBackend> Peers<B> {
                 Err(_) => first_err = first_err.or(Some(format!("data-parallel peer {} stopped", p + 1))),
             }
         }
+        for node in self.remote().iter_mut() {
+            match node.answer() {
+                Ok(v) => sum += v,
+                Err(e) => first_err = first_err.or(Some(e)),
+            }
+        }
         first_err.map_or(Ok(sum), Err)
     }
 
@@ -123,20 +161,21 @@ impl<B: LmAutodiffBackend> Peers<B> {
     pub fn accumulate(&self, trainer: &mut Trainer<B>, seqs: &Seqs, weights: &[f32]) -> Result<f32, String> {
         let parts = shards(seqs.len(), self.len());
         // A peer whose shard is empty (a last batch smaller than the group) still takes part in
-        // the all-reduce: it backpropagates one window with weight 0, which gives zero gradients
-        // for every parameter.
-        let shard = |r: &std::ops::Range<usize>| -> (Vec<Window>, Vec<f32>) {
-            if r.is_empty() {
-                (seqs.iter().take(1).cloned().collect(), vec![0.0; seqs.len().min(1)])
-            } else {
-                (seqs[r.clone()].to_vec(), weights[r.clone()].to_vec())
-            }
-        };
-        for (p, r) in parts.iter().enumerate().skip(1) {
-            let (s, w) = shard(r);
-            self.to[p - 1].send(Work::Accumulate(s, w)).map_err(|_| format!("data-parallel peer {p} stopped"))?;
+        // the all-reduce (see `shard`).
+        let local = self.to.len() + 1;
+        for (p, r) in parts.iter().enumerate().take(local).skip(1) {
+            let (s, w) = shard(seqs, weights, r);
+            self.to[p - 1].send(Request::Accumulate(s, w)).map_err(|_| format!("data-parallel peer {p} stopped"))?;
         }
-        let (s, w) = shard(&parts[0]);
+        // Each node gets its devices' shards as one (it splits them again).
+        let mut first = local;
+        for node in self.remote().iter_mut() {
+            let r = parts[first].start..parts[first + node.devices - 1].end;
+            first += node.devices;
+            let (s, w) = shard(seqs, weights, &r);
+            node.send(&Request::Accumulate(s, w))?;
+        }
+        let (s, w) = shard(seqs, weights, &parts[0]);
         let own = if s.is_empty() { 0.0 } else { trainer.accumulate_weighted(Batch::new(&s, self.pad, &self.device), &w) };
         Ok(own + self.gather()?)
     }
@@ -155,7 +194,7 @@ impl<B: LmAutodiffBackend> Peers<B> {
 
     /// [`Trainer::end_micro`] on every peer at once (the all-reduce waits for all of them).
     pub fn end_micro(&self, trainer: &mut Trainer<B>) -> Result<(), String> {
-        self.send(|| Work::EndMicro)?;
+        self.send(|| Request::EndMicro)?;
         let own = trainer.end_micro();
         self.gather()?;
         own
@@ -163,7 +202,7 @@ impl<B: LmAutodiffBackend> Peers<B> {
 
     /// [`Trainer::apply_step`] on every peer at once.
     pub fn step(&self, trainer: &mut Trainer<B>) -> Result<(), String> {
-        self.send(|| Work::Step)?;
+        self.send(|| Request::Step)?;
         let own = trainer.apply_step();
         self.gather()?;
         own
@@ -171,12 +210,12 @@ impl<B: LmAutodiffBackend> Peers<B> {
 }
 
 /// One peer's loop: apply `work` to its trainer until peer 0 hangs up.
-fn serve<B: LmAutodiffBackend>(mut trainer: Trainer<B>, pad: u32, device: B::Device, work: Receiver<Work>, answer: Sender<Result<f32, String>>) {
+fn serve<B: LmAutodiffBackend>(mut trainer: Trainer<B>, pad: u32, device: B::Device, work: Receiver<Request>, answer: Sender<Result<f32, String>>) {
     while let Ok(w) = work.recv() {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match w {
-            Work::Accumulate(s, w) => Ok(trainer.accumulate_weighted(Batch::new(&s, pad, &device), &w)),
-            Work::EndMicro => trainer.end_micro().map(|()| 0.0),
-            Work::Step => trainer.apply_step().map(|()| 0.0),
+            Request::Accumulate(s, w) => Ok(trainer.accumulate_weighted(Batch::new(&s, pad, &device), &w)),
+            Request::EndMicro => trainer.end_micro().map(|()| 0.0),
+            Request::Step => trainer.apply_step().map(|()| 0.0),
         }));
         let r = r.unwrap_or_else(|panic| {
             // The other peers may be waiting in an all-reduce this peer will never join.
@@ -191,24 +230,78 @@ fn serve<B: LmAutodiffBackend>(mut trainer: Trainer<B>, pad: u32, device: B::Dev
     }
 }
 
-/// Runs `body` with `trainer` as peer 0 of a group over `devices` (its own device first): with
-/// one device `body` gets no [`Peers`] and trains as usual. Every other peer starts from a copy
-/// of `trainer`'s model, optimizer state and counters (after a checkpoint was restored, the
-/// restored ones), on its device. The group is registered with burn-collective for `body`'s
-/// duration, and the peers stop when it returns.
+/// burn-collective keeps one server per backend per process: the group that holds this runs.
+pub(crate) fn turn() -> MutexGuard<'static, ()> {
+    GROUP.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs `body` with `trainer` as peer 0 of a group over `devices` (its own device first) and,
+/// with `[policy.train.cluster]` in its settings, over the nodes it lists (each handed
+/// `trainer`'s state and `shape`); with one device and no cluster `body` gets no [`Peers`] and
+/// trains as usual. Every other peer starts from a copy of `trainer`'s model, optimizer state
+/// and counters (after a checkpoint was restored, the restored ones), on its device. The group
+/// is registered with burn-collective for `body`'s duration, and the peers stop when it
+/// returns.
 pub fn run<B: LmAutodiffBackend, R>(
     trainer: &mut Trainer<B>,
     devices: &[B::Device],
     pad: u32,
+    shape: ModelShape<'_>,
     body: impl FnOnce(&mut Trainer<B>, Option<&Peers<B>>) -> R,
 ) -> Result<R, String> {
-    if devices.len() <= 1 {
+    let Some(cluster) = trainer.settings.cluster.clone() else {
+        return group(trainer, devices, pad, None, Vec::new(), body);
+    };
+    cluster.validate()?;
+    let _turn = turn();
+    cluster::ensure_orchestrator(cluster::port_of(&cluster.orchestrator)?)?;
+    let global = cluster.global();
+    // Every node loads the state at once (a record can be gigabytes).
+    let (model, optim) = node::records(trainer)?;
+    let nodes: Vec<RemoteNode> = std::thread::scope(|scope| {
+        let records = (&model[..], &optim[..]);
+        let handles: Vec<_> = cluster
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| {
+                let hello = Hello {
+                    node: i as u32 + 1,
+                    nodes: global.nodes,
+                    orchestrator: global.orchestrator.clone(),
+                    config: shape.config.clone(),
+                    lora: shape.lora.cloned(),
+                    settings: trainer.settings.clone(),
+                    pad,
+                    step: trainer.step,
+                    micro: trainer.micro_steps(),
+                };
+                scope.spawn(move || RemoteNode::connect(addr, &hello, records))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("connecting to a training node panicked".into()))).collect::<Result<Vec<_>, String>>()
+    })?;
+    group(trainer, devices, pad, Some(&global), nodes, body)
+}
+
+/// [`run`] once the nodes are connected: the group over this machine's `devices` (burn-collective's
+/// global level too when `global` is given), with `remote` nodes taking their shares. The
+/// caller holds [`turn`] when `global` is given; otherwise this takes it.
+pub(crate) fn group<B: LmAutodiffBackend, R>(
+    trainer: &mut Trainer<B>,
+    devices: &[B::Device],
+    pad: u32,
+    global: Option<&Global>,
+    remote: Vec<RemoteNode>,
+    body: impl FnOnce(&mut Trainer<B>, Option<&Peers<B>>) -> R,
+) -> Result<R, String> {
+    if devices.len() <= 1 && global.is_none() {
         return Ok(body(trainer, None));
     }
-    let _turn = GROUP.lock().unwrap_or_else(|p| p.into_inner());
+    let _turn = global.is_none().then(turn);
     type Inner<B> = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
     collective::reset_collective::<Inner<B>>();
-    let config = CollectiveConfig::default().with_num_devices(devices.len());
+    let config = cluster::collective_config(devices.len(), global)?;
     let record: OptimRecord<B> = trainer.optimizer_record();
     let (step, micro) = (trainer.step, trainer.micro_steps());
     std::thread::scope(|scope| {
@@ -238,13 +331,17 @@ pub fn run<B: LmAutodiffBackend, R>(
                 })
                 .map_err(|e| format!("could not start data-parallel peer {p}: {e}"))?;
         }
-        let peers = Peers { to, from, pad, device: devices[0].clone() };
+        let peers = Peers { to, from, remote: Mutex::new(remote), pad, device: devices[0].clone() };
         collective::register::<Inner<B>>(PeerId::from(0), devices[0].clone(), config).map_err(|e| format!("registering with burn-collective failed: {e:?}"))?;
         trainer.join(PeerId::from(0));
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(trainer, Some(&peers))));
         if out.is_err() {
             // Peers waiting in an all-reduce for peer 0 return, so the threads can be joined.
             collective::reset_collective::<Inner<B>>();
+        }
+        // The nodes end their part first: a global finish does not wait for them.
+        for node in std::mem::take(&mut *peers.remote()) {
+            node.close();
         }
         let _ = collective::finish_collective::<Inner<B>>(PeerId::from(0));
         trainer.leave();
