@@ -270,8 +270,10 @@ impl Drop for Child {
 
 /// `[policy.train.cluster]`: this process is the driver (node 0, one device, and burn-collective's
 /// orchestrator); a second process is an `eef train-node` with two devices, reached over
-/// loopback. Two training phases run in a row against the same node: one optimizer step through
-/// `data_parallel::run`, then SFT through the policy; each ends within tolerance of one device.
+/// loopback. Four training phases run in a row against the same node: one optimizer step through
+/// `data_parallel::run`, then SFT through the policy, each within tolerance of one device; then a
+/// phase in which one of the node's devices fails (an error naming it), and one more step that
+/// shows the node recovered.
 #[test]
 fn training_across_two_machines_equals_one_device() {
     const TEST: &str = "training_across_two_machines_equals_one_device";
@@ -347,11 +349,27 @@ fn training_across_two_machines_equals_one_device() {
         (loss, saved(&p))
     };
     let (l1, w1) = sft(None);
-    let (l2, w2) = sft(Some(cluster));
+    let (l2, w2) = sft(Some(cluster.clone()));
     let diff = worst(&w1, &w2);
     eprintln!("across two machines, SFT: loss {l1} vs {l2}; max |Δw| = {diff:e}");
     assert!((l1 - l2).abs() < 1e-4, "SFT loss {l1} vs {l2}");
     assert!(diff < 1e-5, "after SFT across machines: max |Δw| = {diff}");
+
+    // Phase 3: a device of the node fails (a token outside the vocabulary in its shard panics in
+    // the embedding lookup): the driver's step ends with an error naming the node and the peer.
+    let mut bad = windows();
+    bad[6].0[1] = 10_000; // the node's second device's shard (windows 5..7)
+    let mut t = Trainer::new(model.clone(), TrainSettings { cluster: Some(cluster.clone()), ..TrainSettings::default() });
+    let err = data_parallel::run(&mut t, &[device], 0, plain(&config()), |t, peers| peers.unwrap().micro_step(t, &bad)).unwrap().unwrap_err();
+    assert!(err.contains(&format!("training node {listen}")) && err.contains("peer 1") && err.contains("panicked"), "{err}");
+
+    // Phase 4: the node serves the next phase as if nothing happened.
+    let mut again = Trainer::new(model.clone(), TrainSettings { cluster: Some(cluster), ..TrainSettings::default() });
+    let mut alone = Trainer::new(model, TrainSettings::default());
+    let l = data_parallel::run(&mut again, &[device], 0, plain(&config()), |t, peers| peers.unwrap().micro_step(t, &seqs)).unwrap().unwrap();
+    let l1 = alone.micro_step(Batch::new(&seqs, 0, &device));
+    let diff = worst(&model_weights(alone.model()), &model_weights(again.model()));
+    assert!((l - l1).abs() < 1e-5 && diff < 1e-5, "after a failed phase: loss {l} vs {l1}, max |Δw| = {diff}");
 }
 
 /// A node that is not there, and a misconfigured cluster, are clear errors before training.

@@ -86,15 +86,19 @@ pub fn records<B: LmAutodiffBackend>(trainer: &Trainer<B>) -> Result<(Vec<u8>, V
 /// phase, in which this node trains data-parallel on `devices` and takes part in the driver's
 /// group through burn-collective's global level, its tensor-data service at `address`
 /// (`ws://HOST:PORT` as the other machines reach it). A phase that fails is reported to its
-/// driver and logged; the node then waits for the next.
+/// driver (or, after a panic, its connection closes) and logged; the node then waits for the
+/// next.
 pub fn serve<B: LmAutodiffBackend>(listener: TcpListener, devices: Vec<B::Device>, address: &str) {
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(driver = %peer, "training phase");
-        match phase::<B>(stream, &devices, address) {
-            Ok(steps) => tracing::info!(driver = %peer, steps, "training phase done"),
-            Err(e) => tracing::warn!(driver = %peer, "training phase failed: {e}"),
+        // A phase that panics (a bad token id in a shard, an out-of-memory) ends that phase, not
+        // the node: the driver sees the connection close, and the next phase starts afresh.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| phase::<B>(stream, &devices, address))) {
+            Ok(Ok(steps)) => tracing::info!(driver = %peer, steps, "training phase done"),
+            Ok(Err(e)) => tracing::warn!(driver = %peer, "training phase failed: {e}"),
+            Err(_) => tracing::warn!(driver = %peer, "training phase panicked"),
         }
     }
 }

@@ -249,7 +249,7 @@ impl<B: Backend> LocalCollectiveServer<B> {
                 self.process_broadcast_message(device_id, tensor, callback)
                     .await
             }
-            Message::Reset => self.reset(),
+            Message::Reset => self.reset().await,
             Message::Finish { id, callback } => self.process_finish_message(id, callback).await,
         }
     }
@@ -459,7 +459,13 @@ impl<B: Backend> LocalCollectiveServer<B> {
     }
 
     /// Reinitializes the collective server
-    fn reset(&mut self) {
+    async fn reset(&mut self) {
+        // eef patch: leave the global collective too (its connections and tensor-data service),
+        // so the node can register again; and forget pending registrations.
+        if let Some(mut global_client) = self.global_client.take() {
+            global_client.finish().await;
+        }
+        self.callbacks_register.clear();
         self.peers.clear();
         self.all_reduce_op = None;
         self.reduce_op = None;

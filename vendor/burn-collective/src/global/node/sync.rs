@@ -68,6 +68,8 @@ impl<P: Protocol> SyncService<P> {
         loop {
             {
                 // compare currently synced peers with list of all nodes
+                // eef patch: the round's requests are removed from the shared list (0.21.0 cleared
+                // a copy, so every sync after the first waited forever).
                 let mut shared = self.syncing_peers.lock().unwrap();
                 let mut syncing_peers = shared.to_vec();
                 syncing_peers.sort();
