@@ -13,7 +13,7 @@ mod common;
 
 use common::{model_weights, worst};
 use eef_runtime::model::data_parallel::{self, shards, ClusterSettings, ModelShape};
-use eef_runtime::model::{Batch, CpuTrain, Llama, LlamaConfig, LmPolicy, LmSettings, TrainSettings, Trainer};
+use eef_runtime::model::{Batch, CpuTrain, Llama, LlamaConfig, LmPolicy, LmSettings, LoraSettings, TrainSettings, Trainer};
 use eef_runtime::policy::{DpoConfig, Policy, TrainConfig};
 use eef_runtime::selection::PreferencePair;
 use eef_runtime::{Actor, Source, StartState, Termination, Trajectory, Turn};
@@ -128,9 +128,14 @@ fn settings(devices: Vec<usize>) -> LmSettings {
 
 /// The saved weights of a policy, as floats.
 fn saved(p: &dyn Policy) -> Vec<f32> {
+    saved_file(p, "model.safetensors")
+}
+
+/// The tensors of one file a policy saves (the model, or with LoRA the PEFT adapter), as floats.
+fn saved_file(p: &dyn Policy, file: &str) -> Vec<f32> {
     let dir = tempfile::tempdir().unwrap();
     p.save(dir.path()).unwrap();
-    let bytes = std::fs::read(dir.path().join("model.safetensors")).unwrap();
+    let bytes = std::fs::read(dir.path().join(file)).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
     names.sort();
@@ -271,7 +276,8 @@ impl Drop for Child {
 /// `[policy.train.cluster]`: this process is the driver (node 0, one device, and burn-collective's
 /// orchestrator); a second process is an `eef train-node` with two devices, reached over
 /// loopback. Four training phases run in a row against the same node: one optimizer step through
-/// `data_parallel::run`, then SFT through the policy, each within tolerance of one device; then a
+/// `data_parallel::run`, then SFT through the policy (the whole model, then LoRA adapters), each
+/// within tolerance of one device; then a
 /// phase in which one of the node's devices fails (an error naming it), and one more step that
 /// shows the node recovered.
 #[test]
@@ -341,19 +347,29 @@ fn training_across_two_machines_equals_one_device() {
     // Phase 2, the same node again: SFT over four epochs through the policy.
     let data = data();
     let cfg = TrainConfig { epochs: 4, seed: 3, ..TrainConfig::default() };
-    let sft = |cluster: Option<ClusterSettings>| {
+    let sft = |cluster: Option<ClusterSettings>, lora: Option<LoraSettings>| {
         let mut s = settings(vec![]);
         s.train.cluster = cluster;
+        let file = if lora.is_some() { "adapter_model.safetensors" } else { "model.safetensors" };
+        s.lora = lora;
         let mut p = LmPolicy::<CpuTrain>::new(s, Default::default());
         let loss = p.train(&data, &cfg).unwrap().loss.unwrap();
-        (loss, saved(&p))
+        (loss, saved_file(&p, file))
     };
-    let (l1, w1) = sft(None);
-    let (l2, w2) = sft(Some(cluster.clone()));
+    let (l1, w1) = sft(None, None);
+    let (l2, w2) = sft(Some(cluster.clone()), None);
     let diff = worst(&w1, &w2);
     eprintln!("across two machines, SFT: loss {l1} vs {l2}; max |Δw| = {diff:e}");
     assert!((l1 - l2).abs() < 1e-4, "SFT loss {l1} vs {l2}");
     assert!(diff < 1e-5, "after SFT across machines: max |Δw| = {diff}");
+    // With LoRA the node rebuilds the adapters from the shape and loads their values: the
+    // adapters trained across machines equal one device's.
+    let lora = LoraSettings { rank: 4, alpha: 8.0, targets: vec!["q_proj".into(), "v_proj".into(), "down_proj".into()], ..LoraSettings::default() };
+    let (l1, w1) = sft(None, Some(lora.clone()));
+    let (l2, w2) = sft(Some(cluster.clone()), Some(lora));
+    let diff = worst(&w1, &w2);
+    eprintln!("across two machines, LoRA SFT: loss {l1} vs {l2}; max |Δadapter| = {diff:e}");
+    assert!((l1 - l2).abs() < 1e-4 && diff < 1e-5, "LoRA SFT across machines: loss {l1} vs {l2}, max |Δadapter| = {diff}");
 
     // Phase 3: a device of the node fails (a token outside the vocabulary in its shard panics in
     // the embedding lookup): the driver's step ends with an error naming the node and the peer.
