@@ -45,28 +45,49 @@ fn shards_split_a_batch_evenly() {
     assert_eq!(shards(1, 2), vec![0..1, 1..1]);
 }
 
+/// One micro-step on the seven windows, from the same seeded model, on one device and through a
+/// group (`data_parallel::run` over `devices` local devices, and the nodes of `settings`'
+/// cluster when it has one).
+struct StepBothWays {
+    /// The loss on one device.
+    loss_one: f32,
+    /// The loss through the group.
+    loss_group: f32,
+    /// Peers in the group.
+    peers: usize,
+    /// Optimizer steps taken: on one device, through the group.
+    steps: (usize, usize),
+    /// The largest weight change of the one-device step.
+    moved: f32,
+    /// The largest weight difference between the two results.
+    diff: f32,
+}
+
+fn step_both_ways(settings: TrainSettings, devices: usize) -> StepBothWays {
+    let device = Default::default();
+    let model = Llama::<CpuTrain>::seeded(&config(), 5, &device);
+    let seqs = windows();
+    let mut one = Trainer::new(model.clone(), settings.clone());
+    let loss_one = one.micro_step(Batch::new(&seqs, 0, &device));
+    let mut group = Trainer::new(model.clone(), settings);
+    let (loss_group, peers) = data_parallel::run(&mut group, &vec![device; devices], 0, plain(&config()), |t, peers| {
+        let peers = peers.expect("several devices or a cluster make a group");
+        (peers.micro_step(t, &seqs), peers.len())
+    })
+    .unwrap();
+    let (w0, w1, w2) = (model_weights(&model), model_weights(one.model()), model_weights(group.model()));
+    StepBothWays { loss_one, loss_group: loss_group.unwrap(), peers, steps: (one.step, group.step), moved: worst(&w0, &w1), diff: worst(&w1, &w2) }
+}
+
 /// The check: one optimizer step on two peers with half the batch each equals one step on
 /// the whole batch, in loss and in every weight.
 #[test]
 fn one_step_on_two_peers_equals_one_step_on_the_whole_batch() {
-    let device = Default::default();
-    let model = Llama::<CpuTrain>::seeded(&config(), 5, &device);
-    let settings = TrainSettings { learning_rate: 1e-2, warmup_steps: 1, ..TrainSettings::default() };
-    let seqs = windows();
-
-    let mut one = Trainer::new(model.clone(), settings.clone());
-    let loss_one = one.micro_step(Batch::new(&seqs, 0, &device));
-    assert_eq!(one.step, 1);
-
-    let mut two = Trainer::new(model.clone(), settings);
-    let loss_two = data_parallel::run(&mut two, &[device, device], 0, plain(&config()), |t, peers| peers.expect("two devices make a group").micro_step(t, &seqs)).unwrap().unwrap();
-    assert_eq!(two.step, 1);
-
+    let r = step_both_ways(TrainSettings { learning_rate: 1e-2, warmup_steps: 1, ..TrainSettings::default() }, 2);
+    let StepBothWays { loss_one, loss_group: loss_two, moved, diff, .. } = r;
+    assert_eq!((r.peers, r.steps), (2, (1, 1)));
     assert!((loss_one - loss_two).abs() < 1e-5, "loss: one device {loss_one}, two peers {loss_two}");
-    let (w0, w1, w2) = (model_weights(&model), model_weights(one.model()), model_weights(two.model()));
-    let moved = worst(&w0, &w1);
     assert!(moved > 1e-3, "the step moved the weights ({moved})");
-    let diff = worst(&w1, &w2);
     eprintln!("one step: loss {loss_one} vs {loss_two}; max |Δw| = {diff:e} (step size up to {moved:e})");
     assert!(diff < 1e-5, "one device vs two peers after one step: max |Δw| = {diff} (the step moved weights by up to {moved})");
 }
@@ -323,24 +344,11 @@ fn training_across_two_machines_equals_one_device() {
     let cluster = ClusterSettings { orchestrator: format!("ws://127.0.0.1:{orchestrator}"), address: format!("ws://127.0.0.1:{driver_data}"), nodes: vec![listen.clone()] };
 
     // Phase 1: one step, split 3 / 2 / 2 over the driver's device and the node's two.
-    let device = Default::default();
-    let model = Llama::<CpuTrain>::seeded(&config(), 5, &device);
-    let step = TrainSettings { learning_rate: 1e-2, warmup_steps: 1, ..TrainSettings::default() };
-    let seqs = windows();
-    let mut one = Trainer::new(model.clone(), step.clone());
-    let loss_one = one.micro_step(Batch::new(&seqs, 0, &device));
-    let mut across = Trainer::new(model.clone(), TrainSettings { cluster: Some(cluster.clone()), ..step });
-    let loss_across = data_parallel::run(&mut across, &[device], 0, plain(&config()), |t, peers| {
-        let peers = peers.expect("a cluster makes a group");
-        assert_eq!(peers.len(), 3, "the driver's device and the node's two");
-        peers.micro_step(t, &seqs)
-    })
-    .unwrap()
-    .unwrap();
-    assert_eq!(across.step, 1);
+    let r = step_both_ways(TrainSettings { learning_rate: 1e-2, warmup_steps: 1, cluster: Some(cluster.clone()), ..TrainSettings::default() }, 1);
+    let StepBothWays { loss_one, loss_group: loss_across, moved, diff, .. } = r;
+    assert_eq!(r.peers, 3, "the driver's device and the node's two");
+    assert_eq!(r.steps.1, 1);
     assert!((loss_one - loss_across).abs() < 1e-5, "loss: one device {loss_one}, across machines {loss_across}");
-    let diff = worst(&model_weights(one.model()), &model_weights(across.model()));
-    let moved = worst(&model_weights(&model), &model_weights(one.model()));
     eprintln!("across two machines, one step: loss {loss_one} vs {loss_across}; max |Δw| = {diff:e} (step size up to {moved:e})");
     assert!(diff < 1e-5, "one device vs across machines after one step: max |Δw| = {diff}");
 
@@ -375,16 +383,14 @@ fn training_across_two_machines_equals_one_device() {
     // the embedding lookup): the driver's step ends with an error naming the node and the peer.
     let mut bad = windows();
     bad[6].0[1] = 10_000; // the node's second device's shard (windows 5..7)
-    let mut t = Trainer::new(model.clone(), TrainSettings { cluster: Some(cluster.clone()), ..TrainSettings::default() });
+    let device = Default::default();
+    let mut t = Trainer::new(Llama::<CpuTrain>::seeded(&config(), 5, &device), TrainSettings { cluster: Some(cluster.clone()), ..TrainSettings::default() });
     let err = data_parallel::run(&mut t, &[device], 0, plain(&config()), |t, peers| peers.unwrap().micro_step(t, &bad)).unwrap().unwrap_err();
     assert!(err.contains(&format!("training node {listen}")) && err.contains("peer 1") && err.contains("panicked"), "{err}");
 
     // Phase 4: the node serves the next phase as if nothing happened.
-    let mut again = Trainer::new(model.clone(), TrainSettings { cluster: Some(cluster), ..TrainSettings::default() });
-    let mut alone = Trainer::new(model, TrainSettings::default());
-    let l = data_parallel::run(&mut again, &[device], 0, plain(&config()), |t, peers| peers.unwrap().micro_step(t, &seqs)).unwrap().unwrap();
-    let l1 = alone.micro_step(Batch::new(&seqs, 0, &device));
-    let diff = worst(&model_weights(alone.model()), &model_weights(again.model()));
+    let r = step_both_ways(TrainSettings { cluster: Some(cluster), ..TrainSettings::default() }, 1);
+    let StepBothWays { loss_one: l1, loss_group: l, diff, .. } = r;
     assert!((l - l1).abs() < 1e-5 && diff < 1e-5, "after a failed phase: loss {l} vs {l1}, max |Δw| = {diff}");
 }
 

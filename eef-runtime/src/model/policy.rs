@@ -228,8 +228,7 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
         if progress.micro > 0 {
             tracing::warn!(step = progress.step, epoch = progress.epoch, "training resumed from its checkpoint");
         }
-        let shape = ModelShape { config: model_config, lora: self.settings.lora.as_ref() };
-        let outcome = self.data_parallel(&mut trainer, pad, shape, |trainer, peers| -> Result<(), PolicyError> {
+        let outcome = self.data_parallel(&mut trainer, pad, self.shape(model_config), |trainer, peers| -> Result<(), PolicyError> {
             let mut meter = StepMeter::default();
             for epoch in 0..epochs {
                 // Each epoch's order depends only on the seed and the epoch (nothing to save).
@@ -276,6 +275,12 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
         // Without LoRA the model is plain; with it the adapters stay attached (saved as a PEFT
         // adapter, trained further by the next call that starts from this policy).
         (trainer.into_model(), Ok(Some(progress.loss)))
+    }
+
+    /// The shape of a model with `config` as this policy trains it (a node on another machine
+    /// rebuilds it from this).
+    fn shape<'a>(&'a self, config: &'a LlamaConfig) -> ModelShape<'a> {
+        ModelShape { config, lora: self.settings.lora.as_ref() }
     }
 
     /// Runs `body` on `trainer` alone, or, with `[policy.train] devices` naming several, as
@@ -417,7 +422,7 @@ impl<B: LmAutodiffBackend> Policy for LmPolicy<B> {
         // steps over that many windows), each forward pass at most `batch_size` windows.
         let per_pair = (windows.seqs.len() as f64 / pairs.len().max(1) as f64).max(1.0);
         let pairs_per_step = ((bs * self.settings.train.accumulation.max(1)) as f64 / per_pair).ceil() as usize;
-        let (model, outcome) = dpo::fit(model, &windows, &reference, chat.pad(), &self.settings.train, &config.dpo, beta, pairs_per_step, bs, config.seed, &config.live, &self.devices, ModelShape { config: &model_config, lora: self.settings.lora.as_ref() });
+        let (model, outcome) = dpo::fit(model, &windows, &reference, chat.pad(), &self.settings.train, &config.dpo, beta, pairs_per_step, bs, config.seed, &config.live, &self.devices, self.shape(&model_config));
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {

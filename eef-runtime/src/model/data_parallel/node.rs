@@ -39,9 +39,7 @@ impl RemoteNode {
     pub fn connect(addr: &str, hello: &Hello, (model, optim): (&[u8], &[u8])) -> Result<Self, String> {
         let fail = |e: String| format!("training node {addr}: {e}");
         let stream = TcpStream::connect(addr).map_err(|e| fail(format!("{e} (is `eef train-node --listen {addr}` running there?)")))?;
-        stream.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
-        let mut writer = BufWriter::new(stream.try_clone().map_err(|e| fail(e.to_string()))?);
-        let mut reader = BufReader::new(stream);
+        let (mut reader, mut writer) = wire::split(stream).map_err(|e| fail(e.to_string()))?;
         wire::send(&mut writer, hello).map_err(fail)?;
         wire::write_frame(&mut writer, model).map_err(|e| fail(e.to_string()))?;
         wire::write_frame(&mut writer, optim).map_err(|e| fail(e.to_string()))?;
@@ -106,9 +104,7 @@ pub fn serve<B: LmAutodiffBackend>(listener: TcpListener, devices: Vec<B::Device
 /// One training phase with a driver: load the model and optimizer state, then answer requests
 /// until the driver closes the connection. Returns the optimizer steps this phase took.
 fn phase<B: LmAutodiffBackend>(stream: TcpStream, devices: &[B::Device], address: &str) -> Result<usize, String> {
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let mut writer = BufWriter::new(stream.try_clone().map_err(|e| e.to_string())?);
-    let mut reader = BufReader::new(stream);
+    let (mut reader, mut writer) = wire::split(stream).map_err(|e| e.to_string())?;
     let hello: Hello = wire::recv(&mut reader)?.ok_or("the driver closed the connection")?;
     let model = wire::read_frame(&mut reader).map_err(|e| e.to_string())?.ok_or("no model record")?;
     let optim = wire::read_frame(&mut reader).map_err(|e| e.to_string())?.ok_or("no optimizer record")?;

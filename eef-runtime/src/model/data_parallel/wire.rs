@@ -6,7 +6,8 @@
 //! take part); then the driver sends [`Request`]s, each answered by `Result<f32, String>`, until
 //! it closes the connection, which ends the node's part of the group.
 
-use std::io::{Read, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::net::TcpStream;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,14 @@ pub enum Request {
     EndMicro,
     /// An all-reduced optimizer step now ([`super::super::train::Trainer::apply_step`]).
     Step,
+}
+
+/// The two buffered halves of a session's connection (small frames go out at once: no Nagle
+/// delay).
+pub fn split(stream: TcpStream) -> std::io::Result<(BufReader<TcpStream>, BufWriter<TcpStream>)> {
+    stream.set_nodelay(true)?;
+    let writer = BufWriter::new(stream.try_clone()?);
+    Ok((BufReader::new(stream), writer))
 }
 
 /// Writes one frame.
