@@ -296,11 +296,10 @@ impl Drop for Child {
 
 /// `[policy.train.cluster]`: this process is the driver (node 0, one device, and burn-collective's
 /// orchestrator); a second process is an `eef train-node` with two devices, reached over
-/// loopback. Four training phases run in a row against the same node: one optimizer step through
+/// loopback. Five training phases run in a row against the same node: one optimizer step through
 /// `data_parallel::run`, then SFT through the policy (the whole model, then LoRA adapters), each
-/// within tolerance of one device; then a
-/// phase in which one of the node's devices fails (an error naming it), and one more step that
-/// shows the node recovered.
+/// within tolerance of one device; then a phase in which one of the node's devices fails (an
+/// error naming it), and one more step that shows the node recovered.
 #[test]
 fn training_across_two_machines_equals_one_device() {
     const TEST: &str = "training_across_two_machines_equals_one_device";
@@ -319,9 +318,17 @@ fn training_across_two_machines_equals_one_device() {
     }
     // A hang (a peer waiting in an all-reduce that never completes) fails the test binary
     // instead of stalling CI; a run takes about a second.
+    static PHASE: std::sync::Mutex<&str> = std::sync::Mutex::new("starting the node");
+    // Straight to stderr: the harness captures `eprintln!` (and drops it if the watchdog ends
+    // the process), so CI's log says where a hang happened.
+    use std::io::Write;
+    let phase = |name: &'static str| {
+        let _ = writeln!(std::io::stderr(), "{TEST}: phase {name}");
+        *PHASE.lock().unwrap() = name;
+    };
     std::thread::spawn(|| {
         std::thread::sleep(std::time::Duration::from_secs(1200));
-        eprintln!("{TEST}: no result after 20 minutes; the group hangs");
+        let _ = writeln!(std::io::stderr(), "{TEST}: no result after 20 minutes in phase {}; the group hangs", PHASE.lock().unwrap());
         std::process::exit(101);
     });
     let (node_port, node_data, orchestrator, driver_data) = (free_port(), free_port(), free_port(), free_port());
@@ -344,6 +351,7 @@ fn training_across_two_machines_equals_one_device() {
     let cluster = ClusterSettings { orchestrator: format!("ws://127.0.0.1:{orchestrator}"), address: format!("ws://127.0.0.1:{driver_data}"), nodes: vec![listen.clone()] };
 
     // Phase 1: one step, split 3 / 2 / 2 over the driver's device and the node's two.
+    phase("1: one step");
     let r = step_both_ways(TrainSettings { learning_rate: 1e-2, warmup_steps: 1, cluster: Some(cluster.clone()), ..TrainSettings::default() }, 1);
     let StepBothWays { loss_one, loss_group: loss_across, moved, diff, .. } = r;
     assert_eq!(r.peers, 3, "the driver's device and the node's two");
@@ -364,6 +372,7 @@ fn training_across_two_machines_equals_one_device() {
         let loss = p.train(&data, &cfg).unwrap().loss.unwrap();
         (loss, saved_file(&p, file))
     };
+    phase("2: SFT");
     let (l1, w1) = sft(None, None);
     let (l2, w2) = sft(Some(cluster.clone()), None);
     let diff = worst(&w1, &w2);
@@ -373,14 +382,16 @@ fn training_across_two_machines_equals_one_device() {
     // With LoRA the node rebuilds the adapters from the shape and loads their values: the
     // adapters trained across machines equal one device's.
     let lora = LoraSettings { rank: 4, alpha: 8.0, targets: vec!["q_proj".into(), "v_proj".into(), "down_proj".into()], ..LoraSettings::default() };
+    phase("3: LoRA SFT");
     let (l1, w1) = sft(None, Some(lora.clone()));
     let (l2, w2) = sft(Some(cluster.clone()), Some(lora));
     let diff = worst(&w1, &w2);
     eprintln!("across two machines, LoRA SFT: loss {l1} vs {l2}; max |Δadapter| = {diff:e}");
     assert!((l1 - l2).abs() < 1e-4 && diff < 1e-5, "LoRA SFT across machines: loss {l1} vs {l2}, max |Δadapter| = {diff}");
 
-    // Phase 3: a device of the node fails (a token outside the vocabulary in its shard panics in
+    // Phase 4: a device of the node fails (a token outside the vocabulary in its shard panics in
     // the embedding lookup): the driver's step ends with an error naming the node and the peer.
+    phase("4: a failing device");
     let mut bad = windows();
     bad[6].0[1] = 10_000; // the node's second device's shard (windows 5..7)
     let device = Default::default();
@@ -388,10 +399,50 @@ fn training_across_two_machines_equals_one_device() {
     let err = data_parallel::run(&mut t, &[device], 0, plain(&config()), |t, peers| peers.unwrap().micro_step(t, &bad)).unwrap().unwrap_err();
     assert!(err.contains(&format!("training node {listen}")) && err.contains("peer 1") && err.contains("panicked"), "{err}");
 
-    // Phase 4: the node serves the next phase as if nothing happened.
+    // Phase 5: the node serves the next phase as if nothing happened.
+    phase("5: one step after the failure");
     let r = step_both_ways(TrainSettings { cluster: Some(cluster), ..TrainSettings::default() }, 1);
     let StepBothWays { loss_one: l1, loss_group: l, diff, .. } = r;
     assert!((l - l1).abs() < 1e-5 && diff < 1e-5, "after a failed phase: loss {l} vs {l1}, max |Δw| = {diff}");
+}
+
+/// The driver runs burn-collective's orchestrator, which listens for SIGTERM to shut itself
+/// down: the process must still end on SIGTERM (a scheduler ending the job, `kill`), not go on
+/// without its orchestrator.
+#[test]
+fn a_driver_running_the_orchestrator_still_ends_on_sigterm() {
+    const TEST: &str = "a_driver_running_the_orchestrator_still_ends_on_sigterm";
+    if let Ok(port) = std::env::var("EEF_TEST_ORCHESTRATOR_PORT") {
+        data_parallel::cluster::ensure_orchestrator(port.parse().unwrap()).unwrap();
+        // Until SIGTERM ends the process; or 10 minutes (the parent has failed by then).
+        std::thread::sleep(std::time::Duration::from_secs(600));
+        return;
+    }
+    let port = free_port();
+    let mut child = Child(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([TEST, "--exact", "--test-threads", "1"])
+            .env("EEF_TEST_ORCHESTRATOR_PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed().as_secs() < 300, "the orchestrator did not start listening");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed = std::process::Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed().as_secs() < 120, "a process running the orchestrator did not end on SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(143), "{status}");
 }
 
 /// A node that is not there, and a misconfigured cluster, are clear errors before training.

@@ -96,21 +96,47 @@ pub fn collective_config(local: usize, global: Option<&Global>) -> Result<Collec
         .with_data_service_port(port_of(&g.address)?))
 }
 
+/// Installs the subscriber eef's command line installs (`RUST_LOG`, `warn` by default, on stderr)
+/// unless this process has one. Called before burn-collective's global level starts a server:
+/// burn-communication's servers otherwise install an `info` subscriber for the whole process,
+/// which logs every tensor a node downloads (thousands of lines per training phase).
+pub fn default_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
 /// Ports on which this process already runs an orchestrator.
 static ORCHESTRATORS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
 /// Starts burn-collective's global orchestrator on `port` in this process (on a thread of its
 /// own; it lives as long as the process), unless it runs already. A port another program holds
-/// is an error.
+/// is an error. SIGTERM still ends the process (exit status 143).
 pub fn ensure_orchestrator(port: u16) -> Result<(), String> {
     let mut running = ORCHESTRATORS.lock().unwrap_or_else(|p| p.into_inner());
     let running = running.get_or_insert_with(HashSet::new);
     if running.contains(&port) {
         return Ok(());
     }
+    default_logging();
     // burn-collective only logs a failed bind; try it here to report it.
     drop(std::net::TcpListener::bind(("0.0.0.0", port)).map_err(|e| format!("the training orchestrator cannot listen on port {port}: {e}"))?);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().map_err(|e| e.to_string())?;
+    // burn's orchestrator listens for SIGTERM to shut itself down, which replaces the signal's
+    // default action for the whole process: a driver sent SIGTERM (`kill`, a scheduler ending
+    // the job) would lose its orchestrator and keep running. The signal ends the process, as
+    // before the orchestrator started; the run resumes from its last checkpoint.
+    #[cfg(unix)]
+    {
+        let mut term = {
+            let _in_runtime = runtime.enter();
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| format!("cannot listen for SIGTERM: {e}"))?
+        };
+        runtime.spawn(async move {
+            term.recv().await;
+            std::process::exit(128 + 15);
+        });
+    }
     std::thread::Builder::new()
         .name(format!("eef-orchestrator-{port}"))
         .spawn(move || runtime.block_on(burn_collective::start_global_orchestrator(port)))

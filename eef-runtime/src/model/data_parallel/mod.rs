@@ -302,6 +302,10 @@ pub(crate) fn group<B: LmAutodiffBackend, R>(
     type Inner<B> = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
     collective::reset_collective::<Inner<B>>();
     let config = cluster::collective_config(devices.len(), global)?;
+    if global.is_some() {
+        // Registering starts this machine's tensor-data service.
+        cluster::default_logging();
+    }
     let record: OptimRecord<B> = trainer.optimizer_record();
     let (step, micro) = (trainer.step, trainer.micro_steps());
     std::thread::scope(|scope| {

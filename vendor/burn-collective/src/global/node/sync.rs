@@ -66,6 +66,10 @@ impl<P: Protocol> SyncService<P> {
                 .expect("Peer closed connection unexpectedly");
         }
         loop {
+            // eef patch: the notification is taken *before* the list is read. 0.21.0 took it
+            // after: a request that came in between (`notify_waiters` wakes only the waiters that
+            // exist) was missed, and this node waited forever.
+            let notified = self.sync_notif.notified();
             {
                 // compare currently synced peers with list of all nodes
                 // eef patch: the round's requests are removed from the shared list (0.21.0 cleared
@@ -89,7 +93,7 @@ impl<P: Protocol> SyncService<P> {
                 }
             }
             // Wait for the next sync to come in
-            self.sync_notif.notified().await
+            notified.await
         }
     }
 
