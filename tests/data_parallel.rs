@@ -287,6 +287,28 @@ fn free_port() -> u16 {
 /// Kills the child process when the test ends, passed or not.
 struct Child(std::process::Child);
 
+impl Child {
+    /// This test binary again, running only `test` with `env` (which makes it play its child's
+    /// part), once it accepts connections on `listen` (`what` names it if it never does).
+    fn spawn_listening(test: &str, env: &[(&str, String)], listen: &str, what: &str) -> Child {
+        let child = Child(
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args([test, "--exact", "--test-threads", "1"])
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        // Up when it accepts a connection (one that sends nothing is dropped).
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(listen).is_err() {
+            assert!(started.elapsed().as_secs() < 300, "{what} did not start listening");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child
+    }
+}
+
 impl Drop for Child {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -333,21 +355,8 @@ fn training_across_two_machines_equals_one_device() {
     });
     let (node_port, node_data, orchestrator, driver_data) = (free_port(), free_port(), free_port(), free_port());
     let listen = format!("127.0.0.1:{node_port}");
-    let _node = Child(
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args([TEST, "--exact", "--test-threads", "1"])
-            .env("EEF_TEST_NODE_LISTEN", &listen)
-            .env("EEF_TEST_NODE_ADDRESS", format!("ws://127.0.0.1:{node_data}"))
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    // The node is up when it accepts a connection (a connection that sends nothing is dropped).
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(started.elapsed().as_secs() < 300, "the training node did not start listening");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let env = [("EEF_TEST_NODE_LISTEN", listen.clone()), ("EEF_TEST_NODE_ADDRESS", format!("ws://127.0.0.1:{node_data}"))];
+    let _node = Child::spawn_listening(TEST, &env, &listen, "the training node");
     let cluster = ClusterSettings { orchestrator: format!("ws://127.0.0.1:{orchestrator}"), address: format!("ws://127.0.0.1:{driver_data}"), nodes: vec![listen.clone()] };
 
     // Phase 1: one step, split 3 / 2 / 2 over the driver's device and the node's two.
@@ -419,19 +428,7 @@ fn a_driver_running_the_orchestrator_still_ends_on_sigterm() {
         return;
     }
     let port = free_port();
-    let mut child = Child(
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args([TEST, "--exact", "--test-threads", "1"])
-            .env("EEF_TEST_ORCHESTRATOR_PORT", port.to_string())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed().as_secs() < 300, "the orchestrator did not start listening");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut child = Child::spawn_listening(TEST, &[("EEF_TEST_ORCHESTRATOR_PORT", port.to_string())], &format!("127.0.0.1:{port}"), "the orchestrator");
     let killed = std::process::Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let started = std::time::Instant::now();

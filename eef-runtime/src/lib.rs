@@ -23,6 +23,7 @@ pub mod error;
 pub mod experiment;
 pub mod jsonl;
 pub mod live;
+pub mod logging;
 pub mod remote;
 pub mod model;
 pub mod policy;

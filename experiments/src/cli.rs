@@ -63,12 +63,7 @@ impl Args {
 /// runtime with Ctrl-C wired to cancellation, and prints the report. Returns the process exit code.
 pub fn main(default_config: &str, build: impl Fn(ExperimentConfig) -> Result<Experiment, Error>) -> std::process::ExitCode {
     let args = Args::parse();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    eef_runtime::logging::init();
     let outcome = if args.seeds > 1 { run_seeds(&args, default_config, &build) } else { run(&args, default_config, &build).map(|r| r.to_markdown()) };
     match outcome {
         Ok(markdown) => {

@@ -96,16 +96,6 @@ pub fn collective_config(local: usize, global: Option<&Global>) -> Result<Collec
         .with_data_service_port(port_of(&g.address)?))
 }
 
-/// Installs the subscriber eef's command line installs (`RUST_LOG`, `warn` by default, on stderr)
-/// unless this process has one. Called before burn-collective's global level starts a server:
-/// burn-communication's servers otherwise install an `info` subscriber for the whole process,
-/// which logs every tensor a node downloads (thousands of lines per training phase).
-pub fn default_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-}
-
 /// Ports on which this process already runs an orchestrator.
 static ORCHESTRATORS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
@@ -118,7 +108,8 @@ pub fn ensure_orchestrator(port: u16) -> Result<(), String> {
     if running.contains(&port) {
         return Ok(());
     }
-    default_logging();
+    // burn's server would otherwise install its own (`info`, every message) for the process.
+    crate::logging::init();
     // burn-collective only logs a failed bind; try it here to report it.
     drop(std::net::TcpListener::bind(("0.0.0.0", port)).map_err(|e| format!("the training orchestrator cannot listen on port {port}: {e}"))?);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().map_err(|e| e.to_string())?;

@@ -303,8 +303,9 @@ pub(crate) fn group<B: LmAutodiffBackend, R>(
     collective::reset_collective::<Inner<B>>();
     let config = cluster::collective_config(devices.len(), global)?;
     if global.is_some() {
-        // Registering starts this machine's tensor-data service.
-        cluster::default_logging();
+        // Registering starts this machine's tensor-data service, whose server would otherwise
+        // install its own log subscriber (`info`, every tensor sent) for the process.
+        crate::logging::init();
     }
     let record: OptimRecord<B> = trainer.optimizer_record();
     let (step, micro) = (trainer.step, trainer.micro_steps());
