@@ -1,6 +1,14 @@
 #!/usr/bin/env python3
 """PyTorch's side of `cargo run --release --example lm_bench`: the same Llama (transformers'
-LlamaForCausalLM), the same batch and the same steps on the CPU, as one JSON object on stdout.
+LlamaForCausalLM, SDPA attention), the same batch and steps on the CPU, on the same number of
+threads. It answers one command per line on stdin with one line on stdout, so that lm_bench can
+interleave its rounds with burn's:
+
+    ready      -> the torch version and thread count (after warm-up steps)
+    train      -> training tokens/s of one round (`train_steps` steps)
+    gen B      -> generated tokens/s of one greedy generation of B sequences
+    matmul     -> GFLOP/s of a 1024 x 1024 x 1024 f32 matrix product (median of five)
+    quit
 
 Usage: bench_torch_llama.py '<BenchConfig as JSON>'   (needs `pip install torch transformers`)
 """
@@ -16,14 +24,10 @@ def tokens(n, vocab, salt):
     return [(i * 7919 + salt * 104729) % vocab for i in range(n)]
 
 
-def median(values):
-    """The median (the upper middle one for an even count), as the Rust side computes it."""
-    return sorted(values)[len(values) // 2]
-
-
 def main():
     c = json.loads(sys.argv[1])
     m = c["model"]
+    torch.set_num_threads(c["threads"])
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=m["vocab_size"],
@@ -34,7 +38,7 @@ def main():
         num_key_value_heads=m.get("num_key_value_heads") or m["num_attention_heads"],
         rms_norm_eps=m["rms_norm_eps"],
         rope_theta=m["rope_theta"],
-        max_position_embeddings=m["max_position_embeddings"],
+        max_position_embeddings=max(m["max_position_embeddings"], c["seq_len"] + 1),
         tie_word_embeddings=m["tie_word_embeddings"],
         attn_implementation="sdpa",
     )
@@ -52,20 +56,15 @@ def main():
         optim.step()
 
     def train_round():
+        model.train()
         t = time.perf_counter()
         for _ in range(c["train_steps"]):
             step()
         return c["train_steps"] * c["batch"] * c["seq_len"] / (time.perf_counter() - t)
 
-    rounds = max(1, c.get("rounds", 1))
-    model.train()
-    step()
-    train = median([train_round() for _ in range(rounds)])
-
-    model.eval()
-
     @torch.no_grad()
     def gen(batch):
+        model.eval()
         ids = torch.tensor([tokens(c["prompt_len"], m["vocab_size"], b) for b in range(batch)])
         t = time.perf_counter()
         out = model(input_ids=ids, use_cache=True)
@@ -77,13 +76,35 @@ def main():
             past = out.past_key_values
         return batch * c["new_tokens"] / (time.perf_counter() - t)
 
+    def matmul():
+        a = torch.ones(1024, 1024)
+        b = torch.ones(1024, 1024)
+        a @ b
+        rates = []
+        for _ in range(5):
+            t = time.perf_counter()
+            a @ b
+            rates.append(2 * 1024**3 / (time.perf_counter() - t) / 1e9)
+        return sorted(rates)[2]
+
+    for _ in range(2):
+        step()
     gen(1)
-    print(json.dumps({
-        "backend": f"pytorch {torch.__version__} ({torch.get_num_threads()} threads)",
-        "train_tokens_per_s": train,
-        "gen_tokens_per_s_b1": median([gen(1) for _ in range(rounds)]),
-        "gen_tokens_per_s_batched": median([gen(c["gen_batch"]) for _ in range(rounds)]),
-    }))
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd or cmd[0] == "quit":
+            break
+        if cmd[0] == "ready":
+            answer = f"pytorch {torch.__version__} ({torch.get_num_threads()} threads)"
+        elif cmd[0] == "train":
+            answer = train_round()
+        elif cmd[0] == "gen":
+            answer = gen(int(cmd[1]))
+        elif cmd[0] == "matmul":
+            answer = matmul()
+        else:
+            answer = f"unknown command {cmd[0]}"
+        print(answer, flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ mod common;
 
 use common::{model_weights, worst};
 use eef_runtime::model::data_parallel::{self, shards, ClusterSettings, ModelShape};
-use eef_runtime::model::{Batch, CpuTrain, Llama, LlamaConfig, LmPolicy, LmSettings, LoraSettings, TrainSettings, Trainer};
+use eef_runtime::model::{Batch, CpuTrain, Llama, LlamaConfig, LmPolicy, LmSettings, LoraSettings, Row, TrainSettings, Trainer};
 use eef_runtime::policy::{DpoConfig, Policy, TrainConfig};
 use eef_runtime::selection::PreferencePair;
 use eef_runtime::{Actor, Source, StartState, Termination, Trajectory, Turn};
@@ -28,13 +28,13 @@ fn config() -> LlamaConfig {
 }
 
 /// Seven windows of different lengths and masks (an odd count: the peers' shards differ in size).
-fn windows() -> Vec<(Vec<u32>, Vec<bool>)> {
+fn windows() -> Vec<Row> {
     (0..7u32)
         .map(|k| {
             let len = 4 + (k as usize * 3) % 7;
             let ids: Vec<u32> = (0..len as u32).map(|i| (k * 7 + i * 5) % 60 + 1).collect();
             let trained: Vec<bool> = (0..len).map(|i| i >= len / 2 || (k + i as u32).is_multiple_of(3)).collect();
-            (ids, trained)
+            Row::single(ids, trained)
         })
         .collect()
 }
@@ -68,7 +68,7 @@ fn step_both_ways(settings: TrainSettings, devices: usize) -> StepBothWays {
     let model = Llama::<CpuTrain>::seeded(&config(), 5, &device);
     let seqs = windows();
     let mut one = Trainer::new(model.clone(), settings.clone());
-    let loss_one = one.micro_step(Batch::new(&seqs, 0, &device));
+    let loss_one = one.micro_step(Batch::rows(&seqs, 0, &device));
     let mut group = Trainer::new(model.clone(), settings);
     let (loss_group, peers) = data_parallel::run(&mut group, &vec![device; devices], 0, plain(&config()), |t, peers| {
         let peers = peers.expect("several devices or a cluster make a group");
@@ -100,10 +100,10 @@ fn accumulated_steps_on_two_peers_equal_one_device() {
     let model = Llama::<CpuTrain>::seeded(&config(), 9, &device);
     let settings = TrainSettings { learning_rate: 1e-2, warmup_steps: 2, total_steps: 6, accumulation: 2, ..TrainSettings::default() };
     let seqs = windows();
-    let batches: Vec<&[(Vec<u32>, Vec<bool>)]> = vec![&seqs[..3], &seqs[3..], &seqs[1..6], &seqs[..2], &seqs[2..], &seqs[5..]];
+    let batches: Vec<&[Row]> = vec![&seqs[..3], &seqs[3..], &seqs[1..6], &seqs[..2], &seqs[2..], &seqs[5..]];
 
     let mut one = Trainer::new(model.clone(), settings.clone());
-    let l1: Vec<f32> = batches.iter().map(|b| one.micro_step(Batch::new(b, 0, &device))).collect();
+    let l1: Vec<f32> = batches.iter().map(|b| one.micro_step(Batch::rows(b, 0, &device))).collect();
     let mut two = Trainer::new(model, settings);
     let l2: Vec<f32> = data_parallel::run(&mut two, &[device, device], 0, plain(&config()), |t, peers| batches.iter().map(|b| peers.unwrap().micro_step(t, b).unwrap()).collect()).unwrap();
     assert_eq!((one.step, two.step), (3, 3));
@@ -250,7 +250,7 @@ fn a_failing_peer_ends_training_with_an_error_not_a_hang() {
     let device = Default::default();
     let model = Llama::<CpuTrain>::seeded(&config(), 5, &device);
     let mut seqs = windows();
-    seqs[6].0[1] = 10_000; // in peer 1's shard (windows 4..7)
+    seqs[6].ids[1] = 10_000; // in peer 1's shard (windows 4..7)
     let mut t = Trainer::new(model.clone(), TrainSettings::default());
     let err = data_parallel::run(&mut t, &[device, device], 0, plain(&config()), |t, peers| peers.unwrap().micro_step(t, &seqs)).unwrap().unwrap_err();
     assert!(err.contains("peer 1") && err.contains("panicked"), "{err}");
@@ -258,7 +258,7 @@ fn a_failing_peer_ends_training_with_an_error_not_a_hang() {
     let ok = data_parallel::run(&mut t, &[device, device], 0, plain(&config()), |t, peers| peers.unwrap().micro_step(t, &windows())).unwrap();
     assert!(ok.is_ok(), "{ok:?}");
     // After the group, the trainer trains alone again.
-    t.micro_step(Batch::new(&windows(), 0, &device));
+    t.micro_step(Batch::rows(&windows(), 0, &device));
     assert_eq!(t.step, 2);
 }
 
@@ -402,7 +402,7 @@ fn training_across_two_machines_equals_one_device() {
     // the embedding lookup): the driver's step ends with an error naming the node and the peer.
     phase("4: a failing device");
     let mut bad = windows();
-    bad[6].0[1] = 10_000; // the node's second device's shard (windows 5..7)
+    bad[6].ids[1] = 10_000; // the node's second device's shard (windows 5..7)
     let device = Default::default();
     let mut t = Trainer::new(Llama::<CpuTrain>::seeded(&config(), 5, &device), TrainSettings { cluster: Some(cluster.clone()), ..TrainSettings::default() });
     let err = data_parallel::run(&mut t, &[device], 0, plain(&config()), |t, peers| peers.unwrap().micro_step(t, &bad)).unwrap().unwrap_err();

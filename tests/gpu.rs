@@ -2,7 +2,8 @@
 //! software Vulkan driver (lavapipe; `scripts/setup.sh` installs it), which executes the same
 //! non-CPU code the `cuda` backend uses (burn's cubecl kernels and this crate's reference
 //! compositions of the fused operations). Compared with the CPU backend on the same weights:
-//! logits, gradients and losses of a few training steps, and a batched, constrained decode.
+//! logits, gradients (packed rows included) and losses of a few training steps, and a batched,
+//! constrained decode continued through the cache of earlier turns.
 //!
 //! Slow on lavapipe (shaders compile on first use), hence `#[ignore]`; `cargo test --workspace
 //! -- --include-ignored` (the README's test command, and CI) runs it.
@@ -17,9 +18,10 @@ use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{Autodiff, Wgpu};
 use burn::module::AutodiffModule;
 use burn::prelude::*;
-use eef_runtime::model::chat::{Chat, ChatSettings};
+use eef_runtime::model::chat::{Chat, ChatSettings, Tokens};
 use eef_runtime::model::decode::{decode, DecodeRow, DecodeSettings, Decoded};
-use eef_runtime::model::{hf, masked_lm_loss, Batch, CpuTrain, Llama, LmAutodiffBackend, Tok, TrainSettings, Trainer};
+use eef_runtime::model::prefix_cache::PrefixCache;
+use eef_runtime::model::{hf, masked_lm_loss, row, Batch, CpuTrain, Llama, LmAutodiffBackend, Row, Tok, TrainSettings, Trainer};
 use eef_runtime::policy::Step;
 
 type Gpu = Autodiff<Wgpu<f32>>;
@@ -40,16 +42,22 @@ fn model<B: LmAutodiffBackend>(device: &B::Device) -> Llama<B> {
     hf::load_safetensors::<B>(&folder(), device).unwrap().1
 }
 
-fn sequences(chat: &Chat) -> Vec<(Vec<u32>, Vec<bool>)> {
+/// Two training rows of one sequence each, and a row with both packed (each attending only to
+/// itself: the packed attention path).
+fn sequences(chat: &Chat) -> Vec<Row> {
     let t = |k: usize| {
         let steps = vec![Step::new(format!("WebShop [SEP] Search [SEP] item {k}"), "search[red socks]"), Step::new("results [SEP] B0123 [SEP] red socks", format!("click[b012{k}]"))];
         let mut ids = chat.prompt(&format!("find red socks {k}"), &steps, "socks page [SEP] Buy Now", 4096).unwrap();
         let n = ids.len();
         ids.extend(chat.answer("click[buy now]"));
-        let mask = (0..ids.len()).map(|i| i >= n).collect();
-        (ids, mask)
+        let trainable = (0..ids.len()).map(|i| i >= n).collect();
+        Tokens { ids, trainable }
     };
-    (0..2).map(t).collect()
+    let seqs: Vec<Tokens> = (0..2).map(t).collect();
+    let mut rows = row::unpacked(seqs.clone());
+    rows.extend(row::pack(&seqs, 4096));
+    assert_eq!(rows[2].starts.len(), 1, "the third row holds both");
+    rows
 }
 
 fn logits<B: eef_runtime::model::LmBackend>(m: &Llama<B>, ids: &[u32], device: &B::Device) -> Vec<f32> {
@@ -59,9 +67,9 @@ fn logits<B: eef_runtime::model::LmBackend>(m: &Llama<B>, ids: &[u32], device: &
 
 /// The loss of `seqs` and the gradients of a few weights (layer 0's query projection and
 /// biasless MLP down projection, the embedding).
-fn loss_and_grads<B: LmAutodiffBackend>(m: &Llama<B>, seqs: &[(Vec<u32>, Vec<bool>)], pad: u32, device: &B::Device) -> (f32, Vec<Vec<f32>>) {
-    let batch = Batch::<B>::new(seqs, pad, device);
-    let loss = masked_lm_loss(m.logits(batch.inputs), batch.targets, batch.mask);
+fn loss_and_grads<B: LmAutodiffBackend>(m: &Llama<B>, seqs: &[Row], pad: u32, device: &B::Device) -> (f32, Vec<Vec<f32>>) {
+    let batch = Batch::<B>::rows(seqs, pad, device);
+    let loss = masked_lm_loss(batch.logits(m), batch.targets, batch.mask);
     let value: f32 = loss.clone().into_scalar().elem();
     let g = loss.backward();
     let get = |t: Tensor<B, 2>| t.grad(&g).expect("a gradient").into_data().convert::<f32>().to_vec::<f32>().unwrap();
@@ -69,7 +77,18 @@ fn loss_and_grads<B: LmAutodiffBackend>(m: &Llama<B>, seqs: &[(Vec<u32>, Vec<boo
     (value, grads)
 }
 
+/// A batched decode, half the rows constrained to valid actions, twice through one cache of
+/// earlier turns' keys and values (the second time every prompt continues from the first's).
 fn decoded<B: LmAutodiffBackend>(m: &Llama<B>, chat: &Chat, device: &B::Device) -> Vec<Decoded> {
+    let infer = m.valid();
+    let mut cache = PrefixCache::new(4096);
+    let mut out = decode_once(&infer, chat, device, &mut cache);
+    out.extend(decode_once(&infer, chat, device, &mut cache));
+    assert!(cache.stats().hits >= 4, "{:?}", cache.stats());
+    out
+}
+
+fn decode_once<B: eef_runtime::model::LmBackend>(m: &Llama<B>, chat: &Chat, device: &B::Device, cache: &mut PrefixCache<B>) -> Vec<Decoded> {
     let choices: Vec<Vec<u32>> = ["click[buy now]", "click[< prev]", "click[back to search]", "search[red socks]"].iter().map(|a| chat.answer(a)).collect();
     let rows = (0..4)
         .map(|k| DecodeRow {
@@ -80,7 +99,7 @@ fn decoded<B: LmAutodiffBackend>(m: &Llama<B>, chat: &Chat, device: &B::Device) 
         })
         .collect();
     let settings = DecodeSettings { stop: chat.stop_ids().to_vec(), pad: chat.pad(), max_new_tokens: 6, top_p: 1.0, pad_to: 16 };
-    decode(&m.valid(), rows, settings, device)
+    decode(m, rows, settings, device, Some(cache))
 }
 
 #[test]
@@ -98,9 +117,9 @@ fn wgpu_matches_the_cpu_backend_forward_backward_training_and_decoding() {
 
     // Forward: logits of a real prompt.
     let seqs = sequences(&chat);
-    let (lg, lc) = (logits(&g.valid(), &seqs[0].0, &gpu), logits(&c.valid(), &seqs[0].0, &cpu));
+    let (lg, lc) = (logits(&g.valid(), &seqs[0].ids, &gpu), logits(&c.valid(), &seqs[0].ids, &cpu));
     let d = worst(&lg, &lc);
-    eprintln!("forward: largest logit difference wgpu vs CPU over {} positions: {d:.2e}", seqs[0].0.len());
+    eprintln!("forward: largest logit difference wgpu vs CPU over {} positions: {d:.2e}", seqs[0].ids.len());
     assert!(d <= TOLERANCE, "wgpu logits differ from the CPU's by {d}");
 
     // Backward: the loss and gradients of one batch.
@@ -118,8 +137,8 @@ fn wgpu_matches_the_cpu_backend_forward_backward_training_and_decoding() {
     let (mut tg, mut tc) = (Trainer::new(g, settings.clone()), Trainer::new(c, settings));
     let mut losses = Vec::new();
     for _ in 0..4 {
-        let a = tg.micro_step(Batch::new(&seqs, chat.pad(), &gpu));
-        let b = tc.micro_step(Batch::new(&seqs, chat.pad(), &cpu));
+        let a = tg.micro_step(Batch::rows(&seqs, chat.pad(), &gpu));
+        let b = tc.micro_step(Batch::rows(&seqs, chat.pad(), &cpu));
         losses.push((a, b));
     }
     eprintln!("training losses (wgpu, cpu): {losses:?}");
@@ -132,7 +151,7 @@ fn wgpu_matches_the_cpu_backend_forward_backward_training_and_decoding() {
     // burn-collective's all-reduce runs on wgpu tensors) equals one step on the whole batch.
     let settings = TrainSettings { learning_rate: 1e-2, warmup_steps: 1, ..TrainSettings::default() };
     let (mut one, mut two) = (Trainer::new(model::<Gpu>(&gpu), settings.clone()), Trainer::new(model::<Gpu>(&gpu), settings));
-    let l1 = one.micro_step(Batch::new(&seqs, chat.pad(), &gpu));
+    let l1 = one.micro_step(Batch::rows(&seqs, chat.pad(), &gpu));
     let config = hf::load_safetensors::<Gpu>(&folder(), &gpu).unwrap().0;
     let shape = eef_runtime::model::data_parallel::ModelShape { config: &config, lora: None };
     let l2 = eef_runtime::model::data_parallel::run(&mut two, &[gpu.clone(), gpu.clone()], chat.pad(), shape, |t, peers| peers.unwrap().micro_step(t, &seqs)).unwrap().unwrap();

@@ -1,4 +1,7 @@
-//! The burn Llama: cache and causality, safetensors round trip, the masked loss, training.
+//! The burn Llama: cache and causality, safetensors round trip, the masked loss, training,
+//! acting with the key-value cache of earlier turns.
+
+mod common;
 
 use burn::prelude::*;
 use eef_runtime::model::{load_safetensors, masked_lm_loss, save_safetensors, Batch, Cpu, CpuTrain, Llama, LlamaConfig, TrainSettings, Trainer};
@@ -259,7 +262,7 @@ fn batched_actions_equal_actions_taken_alone() {
     }
 }
 
-/// The training run of the kill-and-resume tests: 32 short trajectories, batch 2, 20 epochs (320
+/// The training run of the kill-and-resume tests: 32 short trajectories, batch 2, 20 epochs (160
 /// optimizer steps), a checkpoint after every step when `ckpt` is given; with `lora`, only LoRA
 /// adapters train (and only they are checkpointed).
 fn resumable_run(ckpt: Option<&std::path::Path>, lora: bool) -> eef_runtime::model::LmPolicy<CpuTrain> {
@@ -280,7 +283,8 @@ fn resumable_setup(lora: bool) -> (Vec<eef_runtime::Trajectory>, eef_runtime::mo
             expert_success(k, format!("open vault {k} of {}", k * 7 % 11), turns)
         })
         .collect();
-    let mut settings = LmSettings { model: small(false), vocab_size: 300, batch_size: 2, ..LmSettings::default() };
+    // One row per trajectory (no packing): enough optimizer steps to kill a run in the middle.
+    let mut settings = LmSettings { model: small(false), vocab_size: 300, batch_size: 2, pack: false, ..LmSettings::default() };
     settings.train.checkpoint_every = 1;
     settings.train.accumulation = 2;
     if lora {
@@ -534,7 +538,7 @@ fn training_logs_every_optimizer_step_to_the_live_metrics_file() {
     let text = std::fs::read_to_string(&path).unwrap();
     let first_line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     let expected = first_line["total_steps"].as_u64().unwrap() as usize;
-    // At least one window per trajectory; batches of 2, two micro-batches per step.
+    // One row per trajectory; batches of 2, two micro-batches per step.
     assert!(expected >= 3 * 32 / 2 / 2, "{expected} steps");
     assert_eq!(steps.len(), expected, "one line per optimizer step");
     assert!(steps.iter().enumerate().all(|(i, r)| r.step == Some(i + 1) && r.method == "EEF" && r.iteration == 2 && r.objective.as_deref() == Some("sft")));
@@ -547,4 +551,50 @@ fn training_logs_every_optimizer_step_to_the_live_metrics_file() {
     let sched = eef_runtime::model::learning_rate(&TrainSettings { total_steps: expected, ..settings.train.clone() }, 3);
     assert!((lr - sched).abs() < 1e-12, "step 4 logs the rate it applied: {lr} vs {sched}");
     assert!(line["tokens"].as_u64().unwrap() > 0 && line["tokens_per_s"].as_f64().unwrap() > 0.0 && line["time"].as_f64().unwrap() > 1.7e9);
+}
+
+/// Greedy and sampled rollouts on the Vault through the rollout engine (four episodes at a time),
+/// with the keys and values of earlier turns reused and without: the same trajectories, action
+/// for action, and the cache was used.
+#[test]
+fn reusing_earlier_turns_keys_and_values_changes_no_rollout() {
+    use eef_runtime::model::{LmPolicy, LmSettings};
+    use eef_runtime::policy::{Policy, TrainConfig};
+    use eef_runtime::reward::FinalReward;
+    use eef_runtime::rollout::{CancellationToken, EpisodeJob};
+    use eef_runtime::Source;
+    use std::sync::Arc;
+    let config = common::small_vault();
+    let rt = common::runtime();
+    let experts = rt.block_on(common::expert_data(&config, 4));
+    let wins: Vec<_> = experts.iter().filter(|t| t.success).cloned().collect();
+    assert!(wins.len() >= 4);
+    let settings = |kv_reuse| LmSettings { model: small(false), vocab_size: 300, max_context: 384, kv_reuse, pad_to: 16, ..LmSettings::default() };
+    let mut trained = LmPolicy::<CpuTrain>::new(settings(true), Default::default());
+    trained.train(&wins, &TrainConfig { epochs: 4, ..TrainConfig::default() }).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    trained.save(dir.path()).unwrap();
+    let play = |kv_reuse: bool| {
+        let mut p = LmPolicy::<CpuTrain>::new(settings(kv_reuse), Default::default());
+        p.load(dir.path()).unwrap();
+        let p = Arc::new(p);
+        let jobs: Vec<EpisodeJob> = common::train_tasks(&config)
+            .into_iter()
+            .flat_map(|t| [0.0f32, 1.0].map(|temperature| EpisodeJob::from_start(t.clone(), 0, 40 + (temperature as u64), temperature, Source::Imported)))
+            .enumerate()
+            .map(|(i, mut j)| {
+                j.id = format!("{}/{i}", j.id);
+                j
+            })
+            .collect();
+        let played = rt.block_on(common::rollouts(&config, 4).run("reuse", p.clone(), Arc::new(FinalReward), jobs, CancellationToken::new(), |_| Ok(()))).unwrap();
+        let actions: Vec<Vec<String>> = played.iter().map(|t| t.turns.iter().map(|x| x.action.clone()).collect()).collect();
+        (actions, p.cache_stats())
+    };
+    let (with, stats) = play(true);
+    let (without, off) = play(false);
+    assert_eq!(with, without, "the cache changed a rollout");
+    assert!(with.iter().map(Vec::len).sum::<usize>() > 2 * with.len(), "multi-turn episodes");
+    assert!(stats.hits > with.len() && stats.reused_tokens > stats.prefilled_tokens / 2, "the cache was used: {stats:?}");
+    assert_eq!(off.hits, 0, "{off:?}");
 }

@@ -20,6 +20,7 @@ pub mod remote_bench;
 pub mod sciworld;
 pub mod sciworld_bench;
 pub mod serve;
+pub mod tokens;
 pub mod train_node;
 pub mod vault;
 pub mod webshop;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use eef_runtime::model::hf;
 use eef_runtime::model::plan::Plan;
+use eef_runtime::model::chat::SequenceForm;
 use eef_runtime::model::{LlamaConfig, LmSettings};
 use eef_runtime::{Error, ExperimentConfig};
 
@@ -34,9 +35,10 @@ pub fn model_config(settings: &LmSettings, model_config: Option<&Path>) -> Resul
 }
 
 /// Upper bounds of one iteration's work per method: exploration episodes and the tokens they
-/// process, and training tokens per epoch (every window full), for the configuration's number of
+/// process, and training tokens per epoch (every row full), for the configuration's number of
 /// training tasks when it caps them (else per training task).
-fn per_iteration(config: &ExperimentConfig, tokens_per_episode: u64, steps: usize, max_context: usize) -> String {
+fn per_iteration(config: &ExperimentConfig, tokens_per_episode: u64, steps: usize, settings: &LmSettings) -> String {
+    let max_context = settings.max_context;
     let capped = config
         .experiment
         .max_train_tasks
@@ -56,9 +58,14 @@ fn per_iteration(config: &ExperimentConfig, tokens_per_episode: u64, steps: usiz
             _ => n,
         };
         let episodes = starts * samples;
-        // Training windows: one per trainable action of the accumulated data set.
-        let windows = (n * experts + if m.selector == "sft" { 0 } else { starts }) * steps as u64;
-        out.push_str(&format!("| {} | {episodes} | {} | {} |\n", m.label(), episodes * tokens_per_episode, windows * max_context as u64));
+        // Training rows: one per trainable action of the accumulated data set with per-turn
+        // windows; one per trajectory (or one per piece of a long one) as whole conversations.
+        let per_trajectory = match settings.sequences {
+            SequenceForm::Windows => steps as u64,
+            SequenceForm::Conversation => tokens_per_episode.div_ceil(max_context as u64).max(1),
+        };
+        let rows = (n * experts + if m.selector == "sft" { 0 } else { starts }) * per_trajectory;
+        out.push_str(&format!("| {} | {episodes} | {} | {} |\n", m.label(), episodes * tokens_per_episode, rows * max_context as u64));
     }
     out
 }
@@ -76,7 +83,7 @@ pub fn run(config_path: &Path, model: Option<PathBuf>, device_gib: f64) -> Resul
         Some(l) => format!("LoRA rank {} on {}", l.rank, l.targets.join(", ")),
         None => "full fine-tuning".to_owned(),
     };
-    let budget = per_iteration(&config, plan.tokens_per_episode, steps, settings.max_context);
+    let budget = per_iteration(&config, plan.tokens_per_episode, steps, &settings);
     Ok(format!(
         "# Plan for {}\n\nModel: {} ({}, {} layers, hidden {}, {} heads / {} key-value heads, vocabulary {})\n\
          Backend: {:?} {:?}; {lora}; micro-batch {} x {} tokens (accumulation {}); decoding batches of {} rows; {} steps per episode\n\n{}\n{budget}",

@@ -527,11 +527,11 @@ impl Runner<'_> {
         };
         let started = std::time::Instant::now();
         let trained = policy.with_mut(|p| p.train(data, cfg)).map_err(cancelled)?;
-        cfg.live.phase("train", serde_json::json!({ "objective": "sft", "trajectories": trained.trajectories, "trainable_turns": trained.trainable_turns, "loss": trained.loss, "seconds": started.elapsed().as_secs_f64() }));
+        cfg.live.phase("train", serde_json::json!({ "objective": "sft", "trajectories": trained.trajectories, "trainable_turns": trained.trainable_turns, "loss": trained.loss, "sequences": trained.sequences, "seconds": started.elapsed().as_secs_f64() }));
         if !pairs.is_empty() {
             let started = std::time::Instant::now();
             let dpo = policy.with_mut(|p| p.train_preferences(pairs, cfg)).map_err(cancelled)?;
-            cfg.live.phase("train", serde_json::json!({ "objective": "dpo", "pairs": pairs.len(), "loss": dpo.loss, "seconds": started.elapsed().as_secs_f64() }));
+            cfg.live.phase("train", serde_json::json!({ "objective": "dpo", "pairs": pairs.len(), "loss": dpo.loss, "sequences": dpo.sequences, "seconds": started.elapsed().as_secs_f64() }));
         }
         std::fs::create_dir_all(&ckpt).map_err(|e| Error::io(&ckpt, e))?;
         policy.with(|p| p.save(&ckpt))?;

@@ -2,11 +2,9 @@
 
 use burn::nn::LinearConfig;
 use burn::prelude::*;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
 use super::config::LlamaConfig;
-use super::kernels::{self, LmBackend};
+use super::kernels::{self, KeyRanges, LmBackend};
 use super::lora::Proj;
 use super::rope::{apply_rope, Rope};
 
@@ -75,27 +73,62 @@ impl<B: Backend> Attention<B> {
     }
 }
 
+/// How the rows of a batch are laid out.
+#[derive(Clone, Copy, Debug)]
+pub enum Layout<'a> {
+    /// Row `r` begins with `pads[r]` padding tokens, which no query attends to and which do not
+    /// count as positions (empty: no padding). The padding stays in the cache, so later calls
+    /// pass the same `pads`.
+    Padded(&'a [usize]),
+    /// Row `r` holds sequences packed end to end, the second, third, … starting at the offsets
+    /// `starts[r]`: each attends only to itself and its positions start at 0 (training, no cache).
+    Packed(&'a [Vec<usize>]),
+}
+
+impl<B: Backend> Attention<B> {
+    /// `(kv_heads, head_dim)`: the shape of a position's cached keys (and values).
+    pub fn kv_shape(&self) -> (usize, usize) {
+        (self.kv_heads, self.head_dim)
+    }
+}
+
 impl<B: LmBackend> Attention<B> {
     /// Attends `x` (`[batch, len, hidden]`) causally to the cache and itself; updates the cache.
     pub fn forward(&self, x: Tensor<B, 3>, cache: &mut KvCache<B>) -> Tensor<B, 3> {
-        self.forward_padded(x, cache, &[])
+        self.forward_layout(x, cache, Layout::Padded(&[]))
     }
 
     /// [`Attention::forward`] for left-padded sequences: row `r` starts with `pads[r]` padding
-    /// tokens, which no query attends to and which do not count as positions (empty `pads`: no
-    /// padding). The padding stays in the cache, so later calls pass the same `pads`.
+    /// tokens (see [`Layout::Padded`]).
     pub fn forward_padded(&self, x: Tensor<B, 3>, cache: &mut KvCache<B>, pads: &[usize]) -> Tensor<B, 3> {
+        self.forward_layout(x, cache, Layout::Padded(pads))
+    }
+
+    /// Attends `x` (`[batch, len, hidden]`) to the cache and itself as `layout` says; updates the
+    /// cache. One fused operation ([`kernels::causal_attention`]) from the rotated, pre-scaled queries
+    /// and the keys and values to the output, with grouped-query heads read in place.
+    pub fn forward_layout(&self, x: Tensor<B, 3>, cache: &mut KvCache<B>, layout: Layout<'_>) -> Tensor<B, 3> {
         let [b, t, _] = x.dims();
         let device = x.device();
         let start = cache.len();
-        let padded = pads.iter().any(|&p| p > 0);
-        // Several new tokens (training, a prompt) take the fused path, which wants the queries
-        // pre-scaled; one new token (decoding) takes burn's attention op.
-        let fused = t > 1;
-        let starts: Vec<i64> = if padded { pads.iter().map(|&p| start as i64 - p as i64).collect() } else { vec![start as i64] };
-        let (cos, sin) = self.rope.tables::<B>(&starts, t, &device);
-        let q = apply_rope(self.q_proj.forward(x.clone()), self.heads, cos.clone(), sin.clone());
-        let q = kernels::split_heads(if fused { q * (1.0 / (self.head_dim as f64).sqrt()) } else { q }, self.heads);
+        let (keys, (cos, sin)) = match layout {
+            Layout::Padded(pads) => {
+                let keys = KeyRanges::padded(start, t, pads);
+                let starts: Vec<i64> = if keys.is_plain() { vec![start as i64] } else { pads.iter().map(|&p| start as i64 - p as i64).collect() };
+                (keys, self.rope.tables::<B>(&starts, t, &device))
+            }
+            Layout::Packed(starts) => {
+                assert_eq!(start, 0, "packed rows are trained without a cache");
+                let keys = KeyRanges::packed(t, starts);
+                let rows = keys.rows();
+                let positions: Vec<i64> = (0..rows).flat_map(|r| (0..t).map(move |i| (r, i))).map(|(r, i)| keys.position(r, i) as i64).collect();
+                let tables = self.rope.tables_at::<B>(&positions, rows, t, &device);
+                (keys, tables)
+            }
+        };
+        debug_assert!(keys.rows() == 1 || keys.rows() == b);
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let q = kernels::split_heads(apply_rope(self.q_proj.forward(x.clone()), self.heads, cos.clone(), sin.clone()) * scale, self.heads);
         let k = kernels::split_heads(apply_rope(self.k_proj.forward(x.clone()), self.kv_heads, cos, sin), self.kv_heads);
         let v = kernels::split_heads(self.v_proj.forward(x), self.kv_heads);
         let k = match cache.keys.take() {
@@ -108,31 +141,7 @@ impl<B: LmBackend> Attention<B> {
         };
         cache.keys = Some(k.clone());
         cache.values = Some(v.clone());
-        let s = start + t;
-        let rep = self.heads / self.kv_heads;
-        let expand = |y: Tensor<B, 4>| {
-            if rep == 1 {
-                y
-            } else {
-                y.reshape([b, self.kv_heads, 1, s, self.head_dim]).repeat_dim(2, rep).reshape([b, self.heads, s, self.head_dim])
-            }
-        };
-        let (k, v) = (expand(k), expand(v));
-        let out = if fused {
-            // Query i (absolute position start + i) sees the keys up to it, minus its row's
-            // padding.
-            let scores = q.matmul(k.swap_dims(2, 3));
-            let probs = if start == 0 && !padded { kernels::causal_softmax(scores) } else { kernels::padded_causal_softmax(scores, start, pads) };
-            probs.matmul(v)
-        } else {
-            // One new token sees every cached key except its row's padding.
-            let mask = padded.then(|| {
-                let hidden: Vec<bool> = (0..b).flat_map(|r| (0..s).map(move |j| j < pads[r])).collect();
-                Tensor::<B, 3, Bool>::from_data(TensorData::new(hidden, [b, 1, s]), &device).reshape([b, 1, 1, s]).expand([b, self.heads, 1, s])
-            });
-            attention(q, k, v, mask, None, AttentionModuleOptions { scale: None, softcap: None, is_causal: false })
-        };
-        let out = kernels::merge_heads(out);
-        self.o_proj.forward(out)
+        let out = kernels::causal_attention(q, k, v, &keys);
+        self.o_proj.forward(kernels::merge_heads(out))
     }
 }

@@ -1,6 +1,7 @@
 //! DPO for the language-model policy (ETO's preference training): each trajectory's
-//! log-likelihood is the sum over its trainable action tokens (one window per action, as for
-//! SFT); the reference log-likelihoods come from the policy as preference training starts (ETO's
+//! log-likelihood is the sum over its trainable action tokens, computed on the same training
+//! sequences SFT trains (the whole conversation, or its pieces; see
+//! [`super::chat::sequences`]); the reference log-likelihoods come from the policy as preference training starts (ETO's
 //! reference = the iteration's starting model) and are computed once, so no second copy of the
 //! weights is held.
 
@@ -12,29 +13,31 @@ use rand::seq::SliceRandom;
 use super::kernels::{LmAutodiffBackend, LmBackend};
 use super::llama::Llama;
 use super::loss::masked_log_likelihood;
+use super::row::Row;
 use super::train::{Batch, TrainSettings, Trainer};
 use crate::policy::DpoConfig;
 
-/// Token windows of a set of trajectories: `owner[w]` is the trajectory window `w` belongs to.
+/// The training sequences of a set of trajectories (one row each): `owner[w]` is the trajectory
+/// sequence `w` belongs to.
 #[derive(Clone, Debug, Default)]
 pub struct Windows {
-    /// `(token ids, trainable per token)` per window.
-    pub seqs: Vec<(Vec<u32>, Vec<bool>)>,
-    /// The trajectory each window belongs to.
+    /// The sequences.
+    pub seqs: Vec<Row>,
+    /// The trajectory each sequence belongs to.
     pub owner: Vec<usize>,
     /// Trainable tokens per trajectory.
     pub tokens: Vec<usize>,
 }
 
 impl Windows {
-    /// Adds the windows of trajectory number `owner`.
-    pub fn push(&mut self, owner: usize, windows: impl IntoIterator<Item = (Vec<u32>, Vec<bool>)>) {
+    /// Adds the sequences of trajectory number `owner`.
+    pub fn push(&mut self, owner: usize, windows: impl IntoIterator<Item = Row>) {
         if self.tokens.len() <= owner {
             self.tokens.resize(owner + 1, 0);
         }
-        for (ids, trainable) in windows {
-            self.tokens[owner] += trainable.iter().skip(1).filter(|&&t| t).count();
-            self.seqs.push((ids, trainable));
+        for row in windows {
+            self.tokens[owner] += row.trained_targets();
+            self.seqs.push(row);
             self.owner.push(owner);
         }
     }
@@ -45,9 +48,9 @@ impl Windows {
 fn window_log_likelihoods<B: LmBackend>(model: &Llama<B>, w: &Windows, windows: &[usize], pad: u32, batch: usize, device: &B::Device) -> Vec<f64> {
     let mut out = Vec::with_capacity(windows.len());
     for chunk in windows.chunks(batch.max(1)) {
-        let seqs: Vec<(Vec<u32>, Vec<bool>)> = chunk.iter().map(|&i| w.seqs[i].clone()).collect();
-        let b = Batch::<B>::new(&seqs, pad, device);
-        let ll: Vec<f32> = masked_log_likelihood(model.logits(b.inputs), b.targets, b.mask).into_data().convert::<f32>().to_vec().unwrap_or_default();
+        let seqs: Vec<Row> = chunk.iter().map(|&i| w.seqs[i].clone()).collect();
+        let b = Batch::<B>::rows(&seqs, pad, device);
+        let ll: Vec<f32> = masked_log_likelihood(b.logits(model), b.targets, b.mask).into_data().convert::<f32>().to_vec().unwrap_or_default();
         out.extend(ll.into_iter().map(f64::from));
     }
     out
@@ -161,13 +164,13 @@ pub fn fit<B: LmAutodiffBackend>(
                 // Pass 2: backpropagate Σ coef · ll over the windows, a batch at a time (in a
                 // data-parallel group, each peer its share of every batch).
                 for batch in windows.chunks(windows_per_batch.max(1)) {
-                    let seqs: Vec<(Vec<u32>, Vec<bool>)> = batch.iter().map(|&i| w.seqs[i].clone()).collect();
+                    let seqs: Vec<Row> = batch.iter().map(|&i| w.seqs[i].clone()).collect();
                     // Σ coef · ll = Σ (-coef) · NLL.
                     let weights: Vec<f32> = batch.iter().map(|&i| -(coef[&w.owner[i]] as f32)).collect();
-                    meter.micro_tokens(2 * seqs.len() * seqs.iter().map(|(ids, _)| ids.len()).max().unwrap_or(0));
+                    meter.micro_tokens(2 * seqs.len() * seqs.iter().map(Row::len).max().unwrap_or(0));
                     match peers {
                         None => {
-                            trainer.accumulate_weighted(Batch::new(&seqs, pad, device), &weights);
+                            trainer.accumulate_weighted(Batch::rows(&seqs, pad, device), &weights);
                         }
                         Some(p) => {
                             p.accumulate(trainer, &seqs, &weights)?;

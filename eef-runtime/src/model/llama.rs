@@ -5,7 +5,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNor
 use burn::module::Param;
 use burn::prelude::*;
 
-use super::attention::{Attention, KvCache};
+use super::attention::{Attention, KvCache, Layout};
 use super::config::LlamaConfig;
 use super::kernels::{self, LmBackend};
 use super::lora::Proj;
@@ -116,7 +116,15 @@ impl<B: LmBackend> Llama<B> {
     /// [`Llama::forward`] for a left-padded batch: row `r` begins with `pads[r]` padding tokens
     /// (see [`Attention::forward_padded`]); the logits at padding positions are meaningless.
     pub fn forward_padded(&self, tokens: Tensor<B, 2, Int>, cache: &mut [KvCache<B>], pads: &[usize]) -> Tensor<B, 3> {
-        let h = self.hidden_padded(tokens, cache, pads);
+        let h = self.hidden(tokens, cache, Layout::Padded(pads));
+        self.head(h)
+    }
+
+    /// Logits `[batch, len, vocab]` of training rows that hold sequences packed end to end (row
+    /// `r`'s second, third, … sequence starting at the offsets `starts[r]`; see
+    /// [`Layout::Packed`]): per token, what each sequence gives alone.
+    pub fn logits_packed(&self, tokens: Tensor<B, 2, Int>, starts: &[Vec<usize>]) -> Tensor<B, 3> {
+        let h = self.hidden(tokens, &mut self.new_cache(), Layout::Packed(starts));
         self.head(h)
     }
 
@@ -124,16 +132,16 @@ impl<B: LmBackend> Llama<B> {
     /// vocab]`): what decoding needs. With a 128k-token vocabulary the logits of every prompt
     /// position would outweigh the rest of a prefill.
     pub fn forward_last(&self, tokens: Tensor<B, 2, Int>, cache: &mut [KvCache<B>], pads: &[usize]) -> Tensor<B, 3> {
-        let h = self.hidden_padded(tokens, cache, pads);
+        let h = self.hidden(tokens, cache, Layout::Padded(pads));
         let t = h.dims()[1];
         self.head(h.narrow(1, t - 1, 1))
     }
 
     /// The last block's output, before the final norm.
-    fn hidden_padded(&self, tokens: Tensor<B, 2, Int>, cache: &mut [KvCache<B>], pads: &[usize]) -> Tensor<B, 3> {
+    fn hidden(&self, tokens: Tensor<B, 2, Int>, cache: &mut [KvCache<B>], layout: Layout<'_>) -> Tensor<B, 3> {
         let mut h = self.embed_tokens.forward(tokens);
         for (block, c) in self.layers.iter().zip(cache.iter_mut()) {
-            h = h.clone() + block.self_attn.forward_padded(rms_norm(&block.input_layernorm, h), c, pads);
+            h = h.clone() + block.self_attn.forward_layout(rms_norm(&block.input_layernorm, h), c, layout);
             h = h.clone() + block.mlp.forward(rms_norm(&block.post_attention_layernorm, h));
         }
         h

@@ -5,15 +5,18 @@
 //! The activation estimate follows what this crate's training step keeps for the backward pass
 //! (burn's autodiff keeps the inputs each operation's backward needs): per layer and token the
 //! residual stream and the two normed inputs to the projections (4 x hidden, counting the
-//! residual twice), the split queries, the keys and values repeated to every query head, and the
-//! attention output (4 x heads x head_dim), and the feed-forward gate, up and SwiGLU outputs
-//! (3 x intermediate); per layer and sequence the attention probabilities (`heads × len²`, plus
-//! the scores of the layer being computed); and the logits, their f32 copy for the cross-entropy
-//! and its gradient. Activations and the fresh gradients are not alive at once (the backward pass
+//! residual twice), the split queries and the attention output (2 x heads x head_dim), the keys
+//! and values (2 x kv_heads x head_dim: the attention operation reads grouped-query heads in
+//! place and keeps no probabilities, its backward pass recomputes them), and the feed-forward
+//! gate, up and SwiGLU outputs (3 x intermediate); per sequence, the scores and probabilities of
+//! the one layer being computed (`2 × heads × len²`: the reference composition GPU backends run;
+//! the CPU kernel needs far less); and the logits, their f32 copy for the cross-entropy and its
+//! gradient. Activations and the fresh gradients are not alive at once (the backward pass
 //! frees the first as it makes the second), so the training peak is the weights, the optimizer's
 //! moments and the gradients accumulated so far, plus the larger of the two. Rollouts keep the
-//! weights, the key-value cache of every row of a decoding batch, and, during a prefill, one
-//! layer's attention scores and probabilities.
+//! weights, the key-value cache of every row of a decoding batch, the cache of earlier turns kept
+//! for reuse (`kv_cache_tokens` positions, when `kv_reuse`), and, during a prefill, one layer's
+//! attention scores and probabilities.
 
 use serde::Serialize;
 
@@ -52,6 +55,8 @@ pub struct Plan {
     pub training_peak: u64,
     /// Key-value cache of a decoding batch (`max_batch` rows of `max_context` tokens).
     pub kv_cache: u64,
+    /// Keys and values of earlier turns kept for reuse (`kv_cache_tokens` positions).
+    pub reuse_cache: u64,
     /// One layer's attention scores and probabilities during a prefill of that batch.
     pub prefill: u64,
     /// Peak while rolling out: weights, adapters, cache and prefill.
@@ -59,7 +64,8 @@ pub struct Plan {
     /// Tokens a training window holds at most; a micro-batch holds `batch_size` of them.
     pub tokens_per_micro_batch: u64,
     /// Tokens one episode processes at most: a prefill of the whole prompt and the answer per step
-    /// (no prefix cache between steps).
+    /// (the bound without the reuse of earlier turns' keys and values, which a prompt cut to the
+    /// context loses).
     pub tokens_per_episode: u64,
 }
 
@@ -96,11 +102,11 @@ impl Plan {
         let (d, h, hd) = (c.hidden_size as u64, c.num_attention_heads as u64, c.head_dim() as u64);
         let (q, kv, i, layers) = (h * hd, c.kv_heads() as u64 * hd, c.intermediate_size as u64, c.num_hidden_layers as u64);
         // Per token and layer (see the module documentation); the adapters' `x A` rows in f32.
-        let per_token_layer = 4 * d + 4 * q + 3 * i;
+        let per_token_layer = 4 * d + 2 * q + 2 * kv + 3 * i;
         let lora_rows = s.lora.as_ref().map_or(0, |l| l.rank as u64 * l.targets.len() as u64 * 4);
-        // Per sequence and layer: the probabilities, plus one layer's scores.
-        let attention = h * t * t;
-        let activations = b * t * layers * (per_token_layer * bytes + lora_rows) + (b * layers * attention + b * attention) * bytes;
+        // Per sequence: the scores and probabilities of the layer being computed.
+        let attention = 2 * h * t * t;
+        let activations = b * t * layers * (per_token_layer * bytes + lora_rows) + b * attention * bytes;
         let logits = b * t * c.vocab_size as u64 * (bytes + 4 + 4);
         let weights = parameters * bytes;
         // Adapters, their gradients and moments are f32 (see crate::model::lora).
@@ -113,8 +119,9 @@ impl Plan {
         let training_peak = weights + adapters + optimizer + accumulated + (activations + logits).max(fresh);
         let rows = max_batch.max(1) as u64;
         let kv_cache = rows * t * layers * 2 * kv * bytes;
+        let reuse_cache = if s.kv_reuse { s.kv_cache_tokens as u64 * layers * 2 * kv * bytes } else { 0 };
         let prefill = 2 * rows * h * t * t * bytes + rows * t * (2 * d + 3 * i) * bytes;
-        let rollout_peak = weights + adapters + kv_cache + prefill;
+        let rollout_peak = weights + adapters + kv_cache + reuse_cache + prefill;
         Plan {
             parameters,
             trainable,
@@ -127,6 +134,7 @@ impl Plan {
             logits,
             training_peak,
             kv_cache,
+            reuse_cache,
             prefill,
             rollout_peak,
             tokens_per_micro_batch: b * t,
@@ -160,6 +168,7 @@ impl Plan {
         row("logits, their f32 copy and gradient", g(self.logits));
         row("**training peak**", format!("**{}**", g(self.training_peak)));
         row("key-value cache of a decoding batch", g(self.kv_cache));
+        row("cache of earlier turns (kv_cache_tokens)", g(self.reuse_cache));
         row("prefill (one layer's attention, that batch)", g(self.prefill));
         row("**rollout peak**", format!("**{}**", g(self.rollout_peak)));
         if self.tokens_per_episode > 0 {
@@ -183,7 +192,7 @@ mod tests {
     fn llama3_8b_with_lora_in_bf16() {
         let c = LlamaConfig::llama3_8b();
         let all = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"].map(String::from).to_vec();
-        let s = LmSettings { precision: Precision::Bf16, lora: Some(LoraSettings { rank: 16, alpha: 32.0, targets: all, ..Default::default() }), batch_size: 1, max_context: 2048, ..Default::default() };
+        let s = LmSettings { kv_reuse: false, precision: Precision::Bf16, lora: Some(LoraSettings { rank: 16, alpha: 32.0, targets: all, ..Default::default() }), batch_size: 1, max_context: 2048, ..Default::default() };
         let p = Plan::new(&c, &s, 16);
         assert_eq!(p.parameters, 8_030_261_248);
         // PEFT reports 41,943,040 trainable parameters for r=16 on all seven projections.

@@ -9,8 +9,10 @@
 //!   temperature and top-p sampling from each request's own seed (greedy at 0), stopping at any
 //!   stop token, or, when the environment offers valid actions, constrained to them
 //!   ([`Constrained`]). The action is read from the answer by [`Chat::parse`].
-//! - **Training.** Each trainable action becomes one window: the prompt acting would see, then the
-//!   answer, whose tokens alone carry loss ([`Chat::windows`]).
+//! - **Training.** Each trajectory becomes one sequence, the whole conversation with loss on its
+//!   trainable answers only (pieces when it is longer than `max_context`; one window per answer
+//!   with `sequences = "windows"`; [`Chat::sequences`]); sequences are packed into rows of up to
+//!   `max_context` tokens ([`super::row::pack`]) unless `pack = false`.
 //! - **Checkpoints.** A model folder in Hugging Face's layout: `config.json`, the weights (sharded
 //!   above `max_shard_bytes`) and the tokenizer files. With LoRA, a PEFT adapter folder
 //!   (`adapter_config.json`, `adapter_model.safetensors`) over the `init` model instead, plus the
@@ -27,7 +29,8 @@ use burn::tensor::activation::log_softmax;
 use rand::seq::SliceRandom;
 
 use super::backend::BackendVisitor;
-use super::chat::{self, folder::TOKENIZER_FILES, Chat, TemplateChoice};
+use super::chat::{self, folder::TOKENIZER_FILES, Chat, SequenceStats, TemplateChoice};
+use super::row::{self, Row};
 use super::checkpoint::{self, TrainProgress};
 use super::config::LlamaConfig;
 use super::decode::{decode, last_log_probs, sample, DecodeRow, DecodeSettings, Decoded};
@@ -37,6 +40,7 @@ use super::llama::Llama;
 use super::settings::{Constrained, LmSettings};
 use super::tokenizer::Tok;
 use super::meter::StepMeter;
+use super::prefix_cache::{CacheStats, PrefixCache};
 use super::train::{Batch, TrainSettings, Trainer};
 use super::data_parallel::{ModelShape, Peers};
 use super::dpo;
@@ -69,6 +73,15 @@ struct State<B: LmAutodiffBackend> {
     infer: Llama<B::InnerBackend>,
     /// The pretrained folder the tokenizer files come from (copied into every checkpoint).
     source: Option<PathBuf>,
+    /// Keys and values of earlier turns, for acting ([`super::prefix_cache`]).
+    cache: Mutex<PrefixCache<B::InnerBackend>>,
+}
+
+impl<B: LmAutodiffBackend> State<B> {
+    fn new(chat: Chat, config: LlamaConfig, model: Llama<B>, source: Option<PathBuf>, settings: &LmSettings) -> Self {
+        let limit = if settings.kv_reuse { settings.kv_cache_tokens } else { 0 };
+        State { infer: model.valid(), chat, config, model, source, cache: Mutex::new(PrefixCache::new(limit)) }
+    }
 }
 
 /// A Llama policy on backend `B` (e.g. [`super::CpuTrain`]).
@@ -109,6 +122,12 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
         LmPolicy { settings, devices, state: Mutex::new(None) }
     }
 
+    /// What reusing earlier turns' keys and values saved since the weights were last loaded or
+    /// trained ([`super::prefix_cache`]).
+    pub fn cache_stats(&self) -> CacheStats {
+        self.lock().ok().and_then(|g| g.as_ref().and_then(|s| s.cache.lock().ok().map(|c| c.stats()))).unwrap_or_default()
+    }
+
     /// The device the policy acts on (and the first of the training devices).
     fn device(&self) -> &B::Device {
         &self.devices[0]
@@ -125,13 +144,25 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
         if self.settings.chat.template == TemplateChoice::Model {
             return Err(other("[policy.chat] template = \"model\" needs a model folder: set [policy] init"));
         }
-        let corpus: Vec<String> = data.iter().flat_map(chat::corpus).collect();
-        let tok = Tok::train_bpe(&corpus, self.settings.vocab_size).map_err(other)?;
-        let chat = Chat::compact(tok, self.settings.chat.clone()).map_err(other)?;
+        let chat = self.chat_for(data)?;
         let config = LlamaConfig { vocab_size: chat.tok().vocab_size(), ..self.settings.model.clone() };
         config.validate().map_err(other)?;
         let model = Llama::seeded(&config, seed, self.device());
-        Ok(State { infer: model.valid(), chat, config, model, source: None })
+        Ok(State::new(chat, config, model, None, &self.settings))
+    }
+
+    /// The chat (tokenizer and template) training on `data` would use: the `init` folder's, or,
+    /// for a model trained from scratch, a byte-level BPE trained on `data` with the compact
+    /// template (what the first [`Policy::train`] builds; no weights are made).
+    pub fn chat_for(&self, data: &[Trajectory]) -> Result<Chat, PolicyError> {
+        if let Some(dir) = &self.settings.init {
+            let ck = |e: String| PolicyError::Checkpoint { path: dir.display().to_string(), message: e };
+            let tok = Tok::from_file(&dir.join("tokenizer.json")).map_err(ck)?;
+            return Chat::from_folder(dir, tok, self.settings.chat.clone()).map_err(ck);
+        }
+        let corpus: Vec<String> = data.iter().flat_map(chat::corpus).collect();
+        let tok = Tok::train_bpe(&corpus, self.settings.vocab_size).map_err(other)?;
+        Chat::compact(tok, self.settings.chat.clone()).map_err(other)
     }
 
     /// Loads a Hugging Face model folder (a pretrained model or a checkpoint of this policy
@@ -151,7 +182,7 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
             config.vocab_size = chat.tok().vocab_size();
         }
         let source = (!chat.is_compact()).then(|| dir.to_owned());
-        Ok(State { infer: model.valid(), chat, config, model, source })
+        Ok(State::new(chat, config, model, source, &self.settings))
     }
 
     /// Loads a checkpoint: a PEFT adapter folder over the `init` model, or a full model folder.
@@ -163,31 +194,33 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
             path: dir.display().to_string(),
             message: "holds a LoRA adapter: [policy] init must name the model it adapts".into(),
         })?;
-        let mut state = self.load_pretrained(base)?;
+        let state = self.load_pretrained(base)?;
         let (model, _) = peft::load_adapter(dir, state.model, self.device()).map_err(|e| PolicyError::Checkpoint { path: dir.display().to_string(), message: e.to_string() })?;
-        state.infer = model.valid();
-        state.model = model;
-        Ok(state)
+        Ok(State::new(state.chat, state.config, model, state.source, &self.settings))
     }
 
-    /// The training windows of `trajectories`, numbered in order.
-    fn windows_of<'a>(&self, chat: &Chat, trajectories: impl IntoIterator<Item = &'a Trajectory>) -> Result<dpo::Windows, PolicyError> {
-        let budget = self.settings.prompt_budget();
+    /// The training sequences of `trajectories` (one row each, unpacked), numbered in order,
+    /// with their counts.
+    fn windows_of<'a>(&self, chat: &Chat, trajectories: impl IntoIterator<Item = &'a Trajectory>) -> Result<(dpo::Windows, SequenceStats), PolicyError> {
+        let settings = self.settings.sequence_settings();
         let mut w = dpo::Windows::default();
+        let mut stats = SequenceStats::default();
         for (i, t) in trajectories.into_iter().enumerate() {
-            let windows = chat.windows(t, budget).map_err(|e| other(format!("trajectory {}: {e}", t.id)))?;
-            w.push(i, windows.into_iter().map(|w| (w.ids, w.trainable)));
+            let (seqs, s) = chat.sequences(t, &settings).map_err(|e| other(format!("trajectory {}: {e}", t.id)))?;
+            stats.add(&s);
+            w.push(i, seqs.into_iter().map(Row::from));
         }
-        Ok(w)
+        stats.rows = w.seqs.len();
+        Ok((w, stats))
     }
 
     /// Each trajectory's log-likelihood under the current weights: the sum of the
-    /// log-probabilities of its trainable action tokens, each action in the window acting would
-    /// see (what DPO compares).
+    /// log-probabilities of its trainable action tokens, in its training sequences (what DPO
+    /// compares).
     pub fn log_likelihoods(&self, trajectories: &[Trajectory]) -> Result<Vec<f64>, PolicyError> {
         let guard = self.lock()?;
         let s = guard.as_ref().ok_or_else(|| other("the language-model policy has no weights yet: train or load it first"))?;
-        let w = self.windows_of(&s.chat, trajectories)?;
+        let (w, _) = self.windows_of(&s.chat, trajectories)?;
         let mut out = dpo::log_likelihoods(&s.infer, &w, s.chat.pad(), self.settings.batch_size.max(1), self.device());
         out.resize(trajectories.len(), 0.0);
         Ok(out)
@@ -197,9 +230,9 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
         Tensor::from_data(TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, ids.len()]), self.device())
     }
 
-    /// Trains `model` on the token windows `seqs`, resuming from and writing to
-    /// `config.checkpoint_dir`. Returns the model (also after an error) and the last loss.
-    fn fit(&self, model: Llama<B>, model_config: &LlamaConfig, seqs: &[(Vec<u32>, Vec<bool>)], pad: u32, config: &TrainConfig) -> (Llama<B>, Result<Option<f32>, PolicyError>) {
+    /// Trains `model` on the rows `seqs`, resuming from and writing to `config.checkpoint_dir`.
+    /// Returns the model (also after an error) and the last loss.
+    fn fit(&self, model: Llama<B>, model_config: &LlamaConfig, seqs: &[Row], pad: u32, config: &TrainConfig) -> (Llama<B>, Result<Option<f32>, PolicyError>) {
         let bs = self.settings.batch_size.max(1);
         let epochs = config.epochs.max(1);
         let steps = epochs * seqs.len().div_ceil(bs) / self.settings.train.accumulation.max(1);
@@ -207,8 +240,9 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
         // The run's identity: a checkpoint left by other data or settings is not resumed.
         let lora = &self.settings.lora;
         let mix = |h: u64, x: u64| crate::seed::splitmix64(h ^ x);
-        let fingerprint = seqs.iter().fold(crate::seed::derive(config.seed, &format!("{epochs}/{bs}/{settings:?}/{lora:?}")), |h, (ids, mask)| {
-            ids.iter().zip(mask).fold(mix(h, ids.len() as u64), |h, (&id, &trained)| mix(h, u64::from(id) << 1 | u64::from(trained)))
+        let fingerprint = seqs.iter().fold(crate::seed::derive(config.seed, &format!("{epochs}/{bs}/{settings:?}/{lora:?}")), |h, row| {
+            let h = row.starts.iter().fold(mix(h, row.len() as u64), |h, &s| mix(h, s as u64));
+            row.ids.iter().zip(&row.trainable).fold(h, |h, (&id, &trained)| mix(h, u64::from(id) << 1 | u64::from(trained)))
         });
         let model = match lora {
             Some(l) => model.with_lora(l, crate::seed::derive(config.seed, "lora")),
@@ -246,10 +280,10 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
                         }
                         return Err(PolicyError::Cancelled);
                     }
-                    let micro: Vec<(Vec<u32>, Vec<bool>)> = chunk.iter().map(|&i| seqs[i].clone()).collect();
-                    let batch_tokens = micro.len() * micro.iter().map(|(ids, _)| ids.len()).max().unwrap_or(0);
+                    let micro: Vec<Row> = chunk.iter().map(|&i| seqs[i].clone()).collect();
+                    let batch_tokens = micro.len() * micro.iter().map(Row::len).max().unwrap_or(0);
                     let loss = match peers {
-                        None => trainer.micro_step(Batch::new(&micro, pad, self.device())),
+                        None => trainer.micro_step(Batch::rows(&micro, pad, self.device())),
                         Some(p) => p.micro_step(trainer, &micro).map_err(other)?,
                     };
                     progress = TrainProgress { epoch, batch: batch + 1, step: trainer.step, micro: trainer.micro_steps(), loss, ..progress };
@@ -296,8 +330,13 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
     /// Scores each valid action by its total log-likelihood ([`Constrained::Score`]).
     fn act_scored(&self, s: &State<B>, r: &ActRequest, valid: &[String]) -> Result<Act, PolicyError> {
         let mut rng = crate::seed::rng(r.seed);
-        let mut cache = s.infer.new_cache();
-        let first = last_log_probs(s.infer.forward_last(self.tensor(&self.prompt(s, r)?), &mut cache, &[])).remove(0);
+        let prompt = self.prompt(s, r)?;
+        let (reused, cached) = s.cache.lock().map_err(|_| other("policy cache poisoned"))?.lookup(&prompt);
+        let mut cache = cached.unwrap_or_else(|| s.infer.new_cache());
+        let first = last_log_probs(s.infer.forward_last(self.tensor(&prompt[reused..]), &mut cache, &[])).remove(0);
+        if let Ok(mut c) = s.cache.lock() {
+            c.insert(prompt, cache.clone());
+        }
         let scores: Vec<f32> = valid
             .iter()
             .map(|a| {
@@ -346,7 +385,12 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
             top_p: self.settings.top_p,
             pad_to: self.settings.pad_to,
         };
-        for (i, d) in batch.into_iter().zip(decode(&s.infer, rows, settings, self.device())) {
+        let mut cache = match s.cache.lock() {
+            Ok(c) => c,
+            Err(_) => return requests.iter().map(|_| Err(other("policy cache poisoned"))).collect(),
+        };
+        let reuse = self.settings.kv_reuse.then_some(&mut *cache);
+        for (i, d) in batch.into_iter().zip(decode(&s.infer, rows, settings, self.device(), reuse)) {
             let r = &requests[i];
             out[i] = Some(Ok(match d {
                 Decoded::Choice(c) => Act::new(r.valid_actions.as_ref().map(|v| v[c].clone()).unwrap_or_default()),
@@ -380,21 +424,36 @@ impl<B: LmAutodiffBackend> Policy for LmPolicy<B> {
             Some(s) => s,
             None => self.init_state(data, config.seed)?,
         };
-        let budget = self.settings.prompt_budget();
-        let mut seqs: Vec<(Vec<u32>, Vec<bool>)> = Vec::new();
+        let settings = self.settings.sequence_settings();
+        let mut seqs = Vec::new();
+        let mut stats = SequenceStats::default();
         for t in data {
-            match chat.windows(t, budget) {
-                Ok(w) => seqs.extend(w.into_iter().map(|w| (w.ids, w.trainable))),
+            match chat.sequences(t, &settings) {
+                Ok((s, counts)) => {
+                    seqs.extend(s);
+                    stats.add(&counts);
+                }
                 Err(e) => {
                     let message = format!("trajectory {}: {e}", t.id);
-                    *guard = Some(State { infer: model.valid(), chat, config: model_config, model, source });
+                    *guard = Some(State::new(chat, model_config, model, source, &self.settings));
                     return Err(other(message));
                 }
             }
         }
-        let report = TrainReport { trajectories: data.len(), trainable_turns: data.iter().map(Trajectory::trainable_turns).sum(), loss: None };
-        let (model, result) = if seqs.is_empty() { (model, Ok(None)) } else { self.fit(model, &model_config, &seqs, chat.pad(), config) };
-        *guard = Some(State { infer: model.valid(), chat, config: model_config, model, source });
+        let rows = if self.settings.pack { row::pack(&seqs, self.settings.max_context) } else { row::unpacked(seqs) };
+        stats.rows = rows.len();
+        stats.batch_tokens = row::batch_tokens(&rows, self.settings.batch_size.max(1), config.seed);
+        if stats.fallbacks > 0 {
+            tracing::warn!(
+                fallbacks = stats.fallbacks,
+                trajectories = stats.trajectories,
+                "the chat template does not render these trajectories prefix-stably (it changes earlier turns once later ones follow): they train as one window per answer"
+            );
+        }
+        tracing::info!(trajectories = stats.trajectories, sequences = stats.sequences, rows = stats.rows, tokens = stats.tokens, batch_tokens = stats.batch_tokens, split = stats.split, fallbacks = stats.fallbacks, cut = stats.cut, "training sequences");
+        let report = TrainReport { trajectories: data.len(), trainable_turns: data.iter().map(Trajectory::trainable_turns).sum(), loss: None, sequences: Some(stats) };
+        let (model, result) = if rows.is_empty() { (model, Ok(None)) } else { self.fit(model, &model_config, &rows, chat.pad(), config) };
+        *guard = Some(State::new(chat, model_config, model, source, &self.settings));
         Ok(TrainReport { loss: result?.map(f64::from), ..report })
     }
 
@@ -408,10 +467,10 @@ impl<B: LmAutodiffBackend> Policy for LmPolicy<B> {
         let mut guard = self.lock()?;
         let State { chat, config: model_config, model, source, .. } =
             guard.take().ok_or_else(|| other("preference training (DPO) starts from a trained policy: train or load it first"))?;
-        let windows = match self.windows_of(&chat, pairs.iter().flat_map(|p| [&p.chosen, &p.rejected])) {
+        let (windows, stats) = match self.windows_of(&chat, pairs.iter().flat_map(|p| [&p.chosen, &p.rejected])) {
             Ok(w) => w,
             Err(e) => {
-                *guard = Some(State { infer: model.valid(), chat, config: model_config, model, source });
+                *guard = Some(State::new(chat, model_config, model, source, &self.settings));
                 return Err(e);
             }
         };
@@ -426,16 +485,17 @@ impl<B: LmAutodiffBackend> Policy for LmPolicy<B> {
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
-                *guard = Some(State { infer: model.valid(), chat, config: model_config, model, source });
+                *guard = Some(State::new(chat, model_config, model, source, &self.settings));
                 return Err(other(format!("DPO: {e}")));
             }
         };
         tracing::info!(pairs = pairs.len(), beta, steps = outcome.steps, loss = outcome.loss, "DPO done");
-        *guard = Some(State { infer: model.valid(), chat, config: model_config, model, source });
+        *guard = Some(State::new(chat, model_config, model, source, &self.settings));
         Ok(TrainReport {
             trajectories: pairs.len() * 2,
             trainable_turns: pairs.iter().map(|p| p.chosen.trainable_turns() + p.rejected.trainable_turns()).sum(),
             loss: Some(f64::from(outcome.loss)),
+            sequences: Some(stats),
         })
     }
 

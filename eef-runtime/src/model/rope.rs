@@ -98,21 +98,26 @@ impl Rope {
     /// `(cos, sin)` of shape `[rows, len, head_dim]`: row `r` holds positions
     /// `starts[r]..starts[r] + len` (negative positions, which only left padding has, get 0).
     pub fn tables<B: Backend>(&self, starts: &[i64], len: usize, device: &B::Device) -> (Tensor<B, 3>, Tensor<B, 3>) {
+        let positions: Vec<i64> = starts.iter().flat_map(|&s| s..s + len as i64).collect();
+        self.tables_at(&positions, starts.len(), len, device)
+    }
+
+    /// `(cos, sin)` of shape `[rows, len, head_dim]` for the given positions (`rows * len`, row
+    /// by row; negative ones get 0).
+    pub fn tables_at<B: Backend>(&self, positions: &[i64], rows: usize, len: usize, device: &B::Device) -> (Tensor<B, 3>, Tensor<B, 3>) {
         let head_dim = self.head_dim();
         let half = self.inv_freq.len();
-        let mut cos = Vec::with_capacity(starts.len() * len * head_dim);
-        let mut sin = Vec::with_capacity(starts.len() * len * head_dim);
-        for &start in starts {
-            for p in start..start + len as i64 {
-                let p = p.max(0) as f32;
-                for k in 0..head_dim {
-                    let f = p * self.inv_freq[k % half];
-                    cos.push(f.cos());
-                    sin.push(f.sin());
-                }
+        let mut cos = Vec::with_capacity(positions.len() * head_dim);
+        let mut sin = Vec::with_capacity(positions.len() * head_dim);
+        for &p in positions {
+            let p = p.max(0) as f32;
+            for k in 0..head_dim {
+                let f = p * self.inv_freq[k % half];
+                cos.push(f.cos());
+                sin.push(f.sin());
             }
         }
-        let shape = [starts.len(), len, head_dim];
+        let shape = [rows, len, head_dim];
         (Tensor::from_data(TensorData::new(cos, shape), device), Tensor::from_data(TensorData::new(sin, shape), device))
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::backend::{BackendChoice, BackendKind, Precision};
-use super::chat::{AnswerFormat, ChatSettings};
+use super::chat::{AnswerFormat, ChatSettings, SequenceForm, SequenceSettings};
 use super::config::LlamaConfig;
 use super::hf::SaveDtype;
 use super::lora::LoraSettings;
@@ -42,11 +42,27 @@ pub struct LmSettings {
     pub top_p: f32,
     /// How offered valid actions constrain the answer (`"prefix"`, `"score"` or `"off"`).
     pub constrained: Constrained,
+    /// Keep each episode's keys and values between turns and feed only the new tokens when the
+    /// next prompt extends the last one ([`super::prefix_cache`]).
+    pub kv_reuse: bool,
+    /// Most cached positions kept for reuse across turns (least recently used dropped first).
+    pub kv_cache_tokens: usize,
     /// Prompts are left-padded to a multiple of this many tokens when batched (see
     /// [`super::decode`]); larger values batch more episodes together, smaller waste less.
     pub pad_to: usize,
-    /// Sequences per micro-batch (with `[policy.train] devices`, across all of them: each
-    /// device trains on its share).
+    /// How trajectories become training sequences: `"conversation"` (the whole dialogue as one
+    /// sequence, cut into pieces when longer than `max_context`) or `"windows"` (one sequence
+    /// per trainable answer, its acting prompt first); see [`super::chat::sequences`].
+    pub sequences: SequenceForm,
+    /// Most tokens of earlier, untrained history a piece of a trajectory longer than
+    /// `max_context` opens with (after the system prompt and the instruction). Default: a quarter
+    /// of `max_context`.
+    pub overlap: Option<usize>,
+    /// Pack several training sequences end to end into rows of up to `max_context` tokens (each
+    /// attends only to itself), so that short sequences do not pad a batch out to its longest.
+    pub pack: bool,
+    /// Rows per micro-batch (a row is one sequence, or several packed ones; with
+    /// `[policy.train] devices`, across all of them: each device trains on its share).
     pub batch_size: usize,
     /// Optimisation.
     pub train: TrainSettings,
@@ -76,7 +92,12 @@ impl Default for LmSettings {
             max_new_tokens: 32,
             top_p: 0.95,
             constrained: Constrained::Prefix,
+            kv_reuse: true,
+            kv_cache_tokens: 65_536,
             pad_to: 32,
+            sequences: SequenceForm::Conversation,
+            overlap: None,
+            pack: true,
             batch_size: 8,
             train: TrainSettings::default(),
             lora: None,
@@ -114,6 +135,9 @@ impl LmSettings {
                  thought; set constrained = \"off\" (an answer without a valid action is answered by the environment as an invalid action)",
                 format!("{:?}", self.constrained).to_lowercase()
             ));
+        }
+        if let Some(o) = self.overlap.filter(|&o| o >= self.max_context) {
+            return Err(format!("[policy] overlap ({o}) must be smaller than max_context ({}): a piece opens with at most that much earlier history", self.max_context));
         }
         if self.max_new_tokens >= self.max_context {
             return Err(format!("[policy] max_new_tokens ({}) must be smaller than max_context ({})", self.max_new_tokens, self.max_context));
@@ -160,6 +184,11 @@ impl LmSettings {
     /// The backend these settings name.
     pub fn backend_choice(&self) -> BackendChoice {
         BackendChoice { backend: self.backend, precision: self.precision, device: self.device }
+    }
+
+    /// How [`super::chat::Chat::sequences`] makes this policy's training sequences.
+    pub fn sequence_settings(&self) -> SequenceSettings {
+        SequenceSettings { form: self.sequences, max_len: self.max_context, prompt_budget: self.prompt_budget(), overlap: self.overlap.unwrap_or(self.max_context / 4) }
     }
 
     /// Prompt tokens kept before an answer: the context less room for the answer.

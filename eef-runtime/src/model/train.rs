@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::llama::Llama;
 use super::loss::masked_lm_loss;
+use super::row::Row;
 
 /// Optimisation settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,7 +64,8 @@ pub fn learning_rate(s: &TrainSettings, step: usize) -> f64 {
     floor + (s.learning_rate - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
 }
 
-/// A padded batch: inputs, next-token targets and the loss mask, all `[batch, len]`.
+/// A padded batch: inputs, next-token targets and the loss mask, all `[batch, len]`, and where
+/// packed sequences begin in each row.
 #[derive(Clone, Debug)]
 pub struct Batch<B: Backend> {
     /// Input tokens.
@@ -72,27 +74,52 @@ pub struct Batch<B: Backend> {
     pub targets: Tensor<B, 2, Int>,
     /// 1 where the target carries loss.
     pub mask: Tensor<B, 2>,
+    /// Per row, the offsets at which its second, third, … packed sequence begins (see
+    /// [`Row`]); all empty when no row is packed.
+    pub starts: Vec<Vec<usize>>,
 }
 
 impl<B: Backend> Batch<B> {
     /// Builds a right-padded batch from token sequences and, per token, whether predicting it
     /// carries loss (the first token never does).
     pub fn new(sequences: &[(Vec<u32>, Vec<bool>)], pad: u32, device: &B::Device) -> Self {
-        let len = sequences.iter().map(|(t, _)| t.len().saturating_sub(1)).max().unwrap_or(0).max(1);
+        let rows: Vec<Row> = sequences.iter().map(|(ids, t)| Row::single(ids.clone(), t.clone())).collect();
+        Self::rows(&rows, pad, device)
+    }
+
+    /// Builds a right-padded batch from rows (packed or not).
+    pub fn rows(rows: &[Row], pad: u32, device: &B::Device) -> Self {
+        let len = rows.iter().map(|r| r.len().saturating_sub(1)).max().unwrap_or(0).max(1);
         let (mut inputs, mut targets, mut mask) = (Vec::new(), Vec::new(), Vec::new());
-        for (tokens, trainable) in sequences {
+        for row in rows {
+            let tokens = &row.ids;
             for i in 0..len {
                 let real = i + 1 < tokens.len();
                 inputs.push(if i < tokens.len() { tokens[i] as i64 } else { pad as i64 });
                 targets.push(if real { tokens[i + 1] as i64 } else { pad as i64 });
-                mask.push(if real && trainable.get(i + 1).copied().unwrap_or(false) { 1.0f32 } else { 0.0 });
+                mask.push(if real && row.target_trained(i + 1) { 1.0f32 } else { 0.0 });
             }
         }
-        let b = sequences.len();
+        let b = rows.len();
+        // An input position `i` predicts token `i + 1`: the sequences begin at the same offsets.
+        let starts = if rows.iter().all(|r| r.starts.is_empty()) { Vec::new() } else { rows.iter().map(|r| r.starts.clone()).collect() };
         Batch {
             inputs: Tensor::from_data(TensorData::new(inputs, [b, len]), device),
             targets: Tensor::from_data(TensorData::new(targets, [b, len]), device),
             mask: Tensor::from_data(TensorData::new(mask, [b, len]), device),
+            starts,
+        }
+    }
+
+    /// The logits of the batch's inputs under `model`.
+    pub fn logits(&self, model: &Llama<B>) -> Tensor<B, 3>
+    where
+        B: super::kernels::LmBackend,
+    {
+        if self.starts.is_empty() {
+            model.logits(self.inputs.clone())
+        } else {
+            model.logits_packed(self.inputs.clone(), &self.starts)
         }
     }
 }
@@ -208,7 +235,7 @@ impl<B: LmAutodiffBackend> Trainer<B> {
     /// One micro-batch: forward, masked loss, backward; every `accumulation` micro-batches an
     /// optimizer step at the scheduled learning rate. Returns the micro-batch's loss.
     pub fn micro_step(&mut self, batch: Batch<B>) -> f32 {
-        self.micro_step_with(|model| masked_lm_loss(model.logits(batch.inputs), batch.targets, batch.mask))
+        self.micro_step_with(|model| masked_lm_loss(batch.logits(model), batch.targets, batch.mask))
     }
 
     /// Backpropagates the caller's loss (`loss` runs the forward pass) into the pending
@@ -244,7 +271,7 @@ impl<B: LmAutodiffBackend> Trainer<B> {
     pub fn accumulate_weighted(&mut self, batch: Batch<B>, weights: &[f32]) -> f32 {
         let device = batch.mask.device();
         let w = Tensor::<B, 1>::from_data(TensorData::new(weights.to_vec(), [weights.len()]), &device);
-        self.accumulate_with(|m| (super::loss::masked_log_likelihood(m.logits(batch.inputs), batch.targets, batch.mask) * w).sum().neg())
+        self.accumulate_with(|m| (super::loss::masked_log_likelihood(batch.logits(m), batch.targets.clone(), batch.mask.clone()) * w).sum().neg())
     }
 
     /// Ends a micro-batch whose gradients [`Trainer::accumulate_weighted`] gathered: every

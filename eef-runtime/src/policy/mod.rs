@@ -207,6 +207,10 @@ pub struct TrainReport {
     pub trainable_turns: usize,
     /// Final training loss, when the policy has one.
     pub loss: Option<f64>,
+    /// How a language-model policy turned the trajectories into training sequences and rows,
+    /// and the tokens one epoch processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequences: Option<crate::model::chat::SequenceStats>,
 }
 
 /// A policy: acts in batches, trains on masked trajectories, saves and loads checkpoints.

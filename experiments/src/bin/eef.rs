@@ -1,6 +1,7 @@
 //! The `eef` command: `eef plan --config FILE` tells whether a configuration's run fits a device
 //! before you rent one; `eef export --format sharegpt FILE.jsonl -o OUT.json` hands a run's
-//! trajectories or selection to another trainer; `eef serve-env --env webshop` serves an
+//! trajectories or selection to another trainer; `eef tokens --config FILE --data FILE.jsonl`
+//! counts what an epoch of training on a data set costs in each sequence form; `eef serve-env --env webshop` serves an
 //! environment to rollouts on other hosts (AgentGym's environment-server protocol); `eef
 //! train-node --config FILE --address ws://HOST:PORT` trains alongside a driver on another
 //! machine (`[policy.train.cluster]`).
@@ -67,6 +68,19 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         devices: Vec<usize>,
     },
+    /// Training tokens per epoch of a data set in each sequence form (windows, whole
+    /// conversations, packed), with a configuration's tokenizer, template and context.
+    Tokens {
+        /// The experiment configuration (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A run's JSONL of trajectories (e.g. `runs/webshop/expert.jsonl`).
+        #[arg(long)]
+        data: PathBuf,
+        /// Count every trajectory, not only the successes (the SFT set).
+        #[arg(long)]
+        all: bool,
+    },
     /// Converts a run's JSONL (trajectories, selection or data set) for another trainer.
     Export {
         /// The JSONL file (e.g. `runs/webshop/eef/iter-1/dataset.jsonl`).
@@ -92,6 +106,7 @@ fn main() -> std::process::ExitCode {
         Command::Plan { config, model_config, device_gib } => eef_experiments::plan::run(&config, model_config, device_gib),
         Command::ServeEnv { env, config, addr, threads } => eef_experiments::serve::run(env, config.as_deref(), &addr, threads),
         Command::TrainNode { config, listen, address, devices } => eef_experiments::train_node::run(&config, &listen, &address, &devices),
+        Command::Tokens { config, data, all } => eef_experiments::tokens::run(&config, &data, all),
         Command::Export { input, format: Format::Sharegpt, output } => eef_experiments::export::to_sharegpt(&input, &output),
     };
     eef_experiments::cli::print_report(result)

@@ -8,10 +8,11 @@
 //! - **Templates.** A pretrained model's own chat template ([`jinja`], from its folder) renders
 //!   the messages exactly as `transformers`' `apply_chat_template` does; models trained from
 //!   scratch use this project's [`compact`] template.
-//! - **What is trained.** Each trainable action is one training window: the prompt acting sees at
-//!   that turn (the template with its generation prompt, cut to the prompt budget) followed by the
-//!   answer as the template renders it, up to and including its end-of-turn token. The answer's
-//!   tokens carry loss (with `loss = "action"`, only those from `Action:` on).
+//! - **What is trained.** A trajectory is one sequence, the whole conversation, with loss on the
+//!   trainable answers only (each up to and including its end-of-turn token; with
+//!   `loss = "action"`, only from `Action:` on); a trajectory longer than the context is cut into
+//!   pieces; see [`sequences`]. `sequences = "windows"` trains one window per answer instead: the
+//!   prompt acting sees at that turn, then the answer.
 //! - **Acting.** The policy generates until a stop token (every eos id of
 //!   `generation_config.json`), and [`Chat::parse`] reads the action from the text; an answer
 //!   without a parsable action is sent as it is, so the environment answers it as it answers any
@@ -20,6 +21,7 @@
 pub mod compact;
 pub mod folder;
 pub mod jinja;
+pub mod sequences;
 pub mod tokens;
 
 use std::path::Path;
@@ -27,6 +29,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use compact::CompactIds;
+pub use sequences::{SequenceForm, SequenceSettings, SequenceStats};
 pub use tokens::Tokens;
 
 use self::jinja::JinjaTemplate;
@@ -472,29 +475,11 @@ impl Chat {
     /// A trajectory as training windows, one per trainable action: the prompt acting saw at that
     /// turn ([`Chat::prompt`] with the same budget: when the episode so far does not fit, its
     /// oldest turns are dropped and the instruction and system prompt kept), followed by the answer
-    /// as the template renders it, marked as [`Chat::render`] marks it.
+    /// as the template renders it, marked as [`Chat::render`] marks it. (Training uses
+    /// [`Chat::sequences`], which makes these only for `sequences = "windows"` or as a fallback.)
     pub fn windows(&self, t: &Trajectory, prompt_budget: usize) -> Result<Vec<Tokens>, String> {
         let steps: Vec<(Step, bool)> = t.turns.iter().map(|x| (Step::of(x), x.trainable)).collect();
-        let mut out = Vec::new();
-        for (k, (step, trainable)) in steps.iter().enumerate() {
-            if !trainable {
-                continue;
-            }
-            let (dropped, prompt) = self.fitted(&t.instruction, &steps[..k], &step.observation, prompt_budget)?;
-            let content = self.content(step.thought.as_deref(), &step.action);
-            let answer = match &self.style {
-                Style::Compact(_) => content.clone(),
-                Style::Jinja(_) => {
-                    let messages = self.messages(&t.instruction, &steps[dropped..=k], None);
-                    self.answer_span(&messages, messages.len() - 1)?.1
-                }
-            };
-            let mut w = Tokens::default();
-            w.push(&prompt, false);
-            w.extend(self.mark_answer(&answer, &content, true)?);
-            out.push(w);
-        }
-        Ok(out)
+        (0..steps.len()).filter(|&k| steps[k].1).map(|k| self.window(t, &steps, k, prompt_budget)).collect()
     }
 
     /// The action in a generated answer (token ids, stop token excluded).

@@ -42,10 +42,10 @@ use wire::{Hello, Request};
 
 pub use cluster::ClusterSettings;
 
-/// A training window: token ids and, per token, whether predicting it carries loss.
-pub type Window = (Vec<u32>, Vec<bool>);
+/// A training row: token ids, per token whether predicting it carries loss, packed sequences.
+pub type Window = super::row::Row;
 
-/// Training windows.
+/// Training rows.
 pub type Seqs = [Window];
 
 /// burn-collective keeps one server per backend per process: two groups at once would mix their
@@ -107,7 +107,7 @@ pub fn shards(n: usize, peers: usize) -> Vec<std::ops::Range<usize>> {
 /// Trainable target tokens of `seqs` (what [`super::masked_lm_loss`] divides by: each window's
 /// trainable tokens after its first).
 pub fn trainable_targets(seqs: &Seqs) -> usize {
-    seqs.iter().map(|(ids, trained)| trained.iter().take(ids.len()).skip(1).filter(|&&t| t).count()).sum()
+    seqs.iter().map(super::row::Row::trained_targets).sum()
 }
 
 impl<B: LmAutodiffBackend> Peers<B> {
@@ -176,7 +176,7 @@ impl<B: LmAutodiffBackend> Peers<B> {
             node.send(&Request::Accumulate(s, w))?;
         }
         let (s, w) = shard(seqs, weights, &parts[0]);
-        let own = if s.is_empty() { 0.0 } else { trainer.accumulate_weighted(Batch::new(&s, self.pad, &self.device), &w) };
+        let own = if s.is_empty() { 0.0 } else { trainer.accumulate_weighted(Batch::rows(&s, self.pad, &self.device), &w) };
         Ok(own + self.gather()?)
     }
 
@@ -213,7 +213,7 @@ impl<B: LmAutodiffBackend> Peers<B> {
 fn serve<B: LmAutodiffBackend>(mut trainer: Trainer<B>, pad: u32, device: B::Device, work: Receiver<Request>, answer: Sender<Result<f32, String>>) {
     while let Ok(w) = work.recv() {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match w {
-            Request::Accumulate(s, w) => Ok(trainer.accumulate_weighted(Batch::new(&s, pad, &device), &w)),
+            Request::Accumulate(s, w) => Ok(trainer.accumulate_weighted(Batch::rows(&s, pad, &device), &w)),
             Request::EndMicro => trainer.end_micro().map(|()| 0.0),
             Request::Step => trainer.apply_step().map(|()| 0.0),
         }));
@@ -368,7 +368,7 @@ mod tests {
 
     #[test]
     fn trainable_targets_skip_each_first_token() {
-        let s = vec![(vec![1, 2, 3], vec![true, true, false]), (vec![4, 5], vec![false, true])];
+        let s = vec![Window::single(vec![1, 2, 3], vec![true, true, false]), Window::single(vec![4, 5], vec![false, true])];
         assert_eq!(trainable_targets(&s), 2);
     }
 }

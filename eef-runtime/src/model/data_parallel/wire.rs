@@ -109,10 +109,10 @@ mod tests {
     #[test]
     fn frames_round_trip_and_a_closed_connection_reads_as_none() {
         let mut buf = Vec::new();
-        send(&mut buf, &Request::Accumulate(vec![(vec![1, 2], vec![false, true])], vec![0.5])).unwrap();
+        send(&mut buf, &Request::Accumulate(vec![Window::single(vec![1, 2], vec![false, true])], vec![0.5])).unwrap();
         write_frame(&mut buf, b"record").unwrap();
         let mut r = &buf[..];
-        assert!(matches!(recv::<Request>(&mut r).unwrap(), Some(Request::Accumulate(s, w)) if s[0].0 == [1, 2] && w == [0.5]));
+        assert!(matches!(recv::<Request>(&mut r).unwrap(), Some(Request::Accumulate(s, w)) if s[0].ids == [1, 2] && w == [0.5]));
         assert_eq!(read_frame(&mut r).unwrap().unwrap(), b"record");
         assert!(recv::<Request>(&mut r).unwrap().is_none());
     }

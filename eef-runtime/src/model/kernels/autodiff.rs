@@ -36,14 +36,15 @@ impl<B: LmBackend> Backward<B, 2> for SwiGlu {
 }
 
 #[derive(Debug)]
-struct CausalSoftmax;
+struct Attention;
 
-impl<B: LmBackend> Backward<B, 1> for CausalSoftmax {
-    type State = FloatTensor<B>;
+impl<B: LmBackend> Backward<B, 3> for Attention {
+    type State = ([FloatTensor<B>; 5], super::KeyRanges);
 
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<B>(&ops.node);
-        register!(B, ops.parents, [B::causal_softmax_backward(ops.state, grad)], grads);
+        let ([q, k, v, out, lse], keys) = ops.state;
+        register!(B, ops.parents, B::causal_attention_backward(q, k, v, out, lse, grad, &keys), grads);
     }
 }
 
@@ -101,21 +102,25 @@ impl<B: LmBackend> Backward<B, 1> for Rope {
 struct CrossEntropy;
 
 impl<B: LmBackend> Backward<B, 1> for CrossEntropy {
-    type State = (FloatTensor<B>, IntTensor<B>);
+    /// The gradient for an upstream gradient of 1 per row (computed with the loss).
+    type State = FloatTensor<B>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<B>(&ops.node);
-        let (logits, targets) = ops.state;
-        register!(B, ops.parents, [B::cross_entropy_backward(logits, targets, grad)], grads);
+        register!(B, ops.parents, [B::scale_rows(ops.state, grad)], grads);
     }
 }
 
 impl<B: LmBackend, C: CheckpointStrategy> LmBackend for Autodiff<B, C> {
     fn cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
-        let out = B::cross_entropy(logits.primitive.clone(), targets.clone());
+        // Tracked, the gradient is computed in the same pass as the loss and kept instead of the
+        // logits.
         match CrossEntropy.prepare::<C>([logits.node.clone()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish((logits.primitive, targets), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
+            OpsKind::Tracked(prep) => {
+                let [out, unit] = B::cross_entropy_with_grad(logits.primitive, targets);
+                prep.finish(unit, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::cross_entropy(logits.primitive, targets)),
         }
     }
 
@@ -150,12 +155,16 @@ impl<B: LmBackend, C: CheckpointStrategy> LmBackend for Autodiff<B, C> {
         }
     }
 
-    fn causal_softmax(scores: FloatTensor<Self>) -> FloatTensor<Self> {
-        let out = B::causal_softmax(scores.primitive);
-        match CausalSoftmax.prepare::<C>([scores.node.clone()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(out.clone(), out),
+    fn causal_attention(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>, keys: &super::KeyRanges) -> [FloatTensor<Self>; 2] {
+        let [out, lse] = B::causal_attention(q.primitive.clone(), k.primitive.clone(), v.primitive.clone(), keys);
+        // The log-sum-exp is a constant of the graph (the backward pass's input, not an output
+        // anything differentiates).
+        let constant = <Autodiff<B, C> as burn::tensor::backend::AutodiffBackend>::from_inner(lse.clone());
+        let out = match Attention.prepare::<C>([q.node.clone(), k.node.clone(), v.node.clone()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(([q.primitive, k.primitive, v.primitive, out.clone(), lse], keys.clone()), out),
             OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+        };
+        [out, constant]
     }
 
     fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {

@@ -8,7 +8,10 @@ use burn::tensor::{DType, Shape, TensorData, TensorMetadata};
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
-use super::{reference, LmBackend};
+use multiversion::multiversion;
+
+use super::math::{exp, ln};
+use super::{cpu_attention, reference, KeyRanges, LmBackend};
 
 /// Elements per parallel task of the element-wise kernels.
 const CHUNK: usize = 1 << 14;
@@ -56,15 +59,51 @@ fn piece(s: &[f32], i: usize, chunk: usize, len: usize) -> &[f32] {
     &s[i * chunk..i * chunk + len]
 }
 
+#[inline(always)]
 fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+    1.0 / (1.0 + exp(-x))
 }
 
-/// The length of the last dimension when `shape` ends in a square `[len, len]`.
-fn square_side(shape: &Shape) -> Option<usize> {
-    let dims = shape.as_slice();
-    let t = *dims.last()?;
-    (dims.len() >= 2 && dims[dims.len() - 2] == t && t > 0).then_some(t)
+/// `silu(g) * u` of a chunk.
+#[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
+fn swiglu_chunk(g: &[f32], u: &[f32], o: &mut [f32]) {
+    for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
+        *o = g * sigmoid(g) * u;
+    }
+}
+
+/// The gradients of [`swiglu_chunk`] for a chunk.
+#[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
+fn swiglu_backward_chunk(g: &[f32], u: &[f32], dy: &[f32], dg: &mut [f32], du: &mut [f32]) {
+    for j in 0..dg.len() {
+        let s = sigmoid(g[j]);
+        du[j] = dy[j] * g[j] * s;
+        dg[j] = dy[j] * u[j] * s * (1.0 + g[j] * (1.0 - s));
+    }
+}
+
+/// Each row's `logsumexp(row) - row[target]` (rows of `v` logits).
+#[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
+fn nll_rows(logits: &[f32], v: usize, ids: &[usize], out: &mut [f32]) {
+    for ((o, row), &id) in out.iter_mut().zip(logits.chunks(v)).zip(ids) {
+        let (max, sum) = shifted_sum_exp(row, None);
+        *o = max + ln(sum) - row[id];
+    }
+}
+
+/// [`nll_rows`] and, in the same pass, each row's `softmax(row) - onehot(target)` into `grad`.
+#[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
+fn nll_and_grad_rows(logits: &[f32], v: usize, ids: &[usize], out: &mut [f32], grad: &mut [f32]) {
+    for (((o, row), &id), g) in out.iter_mut().zip(logits.chunks(v)).zip(ids).zip(grad.chunks_mut(v)) {
+        // `g` gets exp(x - max), then the softmax.
+        let (max, sum) = shifted_sum_exp(row, Some(g));
+        let inv = 1.0 / sum;
+        for g in g.iter_mut() {
+            *g *= inv;
+        }
+        g[id] -= 1.0;
+        *o = max + ln(sum) - row[id];
+    }
 }
 
 impl LmBackend for Flex {
@@ -75,12 +114,7 @@ impl LmBackend for Flex {
         };
         let (g, u) = (slice(&g), slice(&u));
         let mut out = vec![0.0f32; shape.num_elements()];
-        for_chunks(&mut out, CHUNK, |i, o| {
-            let (g, u) = (piece(g, i, CHUNK, o.len()), piece(u, i, CHUNK, o.len()));
-            for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
-                *o = g * sigmoid(g) * u;
-            }
-        });
+        for_chunks(&mut out, CHUNK, |i, o| swiglu_chunk(piece(g, i, CHUNK, o.len()), piece(u, i, CHUNK, o.len()), o));
         tensor(out, shape)
     }
 
@@ -95,63 +129,36 @@ impl LmBackend for Flex {
         let (mut dg, mut du) = (vec![0.0f32; n], vec![0.0f32; n]);
         for_chunks2(&mut dg, &mut du, CHUNK, |i, dg, du| {
             let len = dg.len();
-            let (g, u, dy) = (piece(g, i, CHUNK, len), piece(u, i, CHUNK, len), piece(dy, i, CHUNK, len));
-            for j in 0..len {
-                let s = sigmoid(g[j]);
-                du[j] = dy[j] * g[j] * s;
-                dg[j] = dy[j] * u[j] * s * (1.0 + g[j] * (1.0 - s));
-            }
+            swiglu_backward_chunk(piece(g, i, CHUNK, len), piece(u, i, CHUNK, len), piece(dy, i, CHUNK, len), dg, du);
         });
         [tensor(dg, shape.clone()), tensor(du, shape)]
     }
 
-    fn causal_softmax(scores: FlexTensor) -> FlexTensor {
-        let shape = scores.shape();
-        let (Some(t), Some(s)) = (square_side(&shape), f32_contiguous(&scores)) else {
-            return reference::causal_softmax::<Flex>(scores);
+    fn causal_attention(q: FlexTensor, k: FlexTensor, v: FlexTensor, keys: &KeyRanges) -> [FlexTensor; 2] {
+        let (qs, ks) = (q.shape(), k.shape());
+        let (&[b, h, t, d], &[kb, kvh, s, kd]) = (qs.as_slice(), ks.as_slice()) else { return reference::causal_attention::<Flex>(q, k, v, keys) };
+        let fits = kb == b && kd == d && kvh > 0 && h % kvh == 0 && v.shape() == ks && s == keys.start + t && t == keys.len && (keys.rows() == 1 || keys.rows() == b);
+        let (Some(qc), Some(kc), Some(vc)) = (f32_contiguous(&q).filter(|_| fits), f32_contiguous(&k), f32_contiguous(&v)) else {
+            return reference::causal_attention::<Flex>(q, k, v, keys);
         };
-        let s = slice(&s);
-        let mut out = vec![0.0f32; shape.num_elements()];
-        for_chunks(&mut out, t, |r, p| {
-            let seen = r % t + 1;
-            softmax_window(&piece(s, r, t, t)[..seen], &mut p[..seen]);
-        });
-        tensor(out, shape)
+        let dims = cpu_attention::Dims { batch: b, heads: h, kv_heads: kvh, len: t, keys: s, dim: d };
+        let (out, lse) = cpu_attention::forward(slice(&qc), slice(&kc), slice(&vc), dims, keys);
+        [tensor(out, qs), tensor(lse, Shape::new([b, h, t]))]
     }
 
-    fn padded_causal_softmax(scores: FlexTensor, start: usize, pads: &[usize]) -> FlexTensor {
-        let shape = scores.shape();
-        let &[b, h, t, s] = shape.as_slice() else { return reference::padded_causal_softmax::<Flex>(scores, start, pads) };
-        let fits = s == start + t && t > 0 && (pads.is_empty() || pads.len() == b);
-        let Some(x) = f32_contiguous(&scores).filter(|_| fits) else {
-            return reference::padded_causal_softmax::<Flex>(scores, start, pads);
+    fn causal_attention_backward(q: FlexTensor, k: FlexTensor, v: FlexTensor, out: FlexTensor, lse: FlexTensor, grad: FlexTensor, keys: &KeyRanges) -> [FlexTensor; 3] {
+        let (qs, ks) = (q.shape(), k.shape());
+        let (&[b, h, t, d], &[_, kvh, s, _]) = (qs.as_slice(), ks.as_slice()) else {
+            return reference::causal_attention_backward::<Flex>(q, k, v, out, lse, grad, keys);
         };
-        let x = slice(&x);
-        let mut out = vec![0.0f32; shape.num_elements()];
-        for_chunks(&mut out, s, |r, p| {
-            let pad = pads.get(r / (h * t)).copied().unwrap_or(0);
-            let (lo, hi) = super::visible_keys(start, r % t, pad);
-            softmax_window(&piece(x, r, s, s)[lo..=hi], &mut p[lo..=hi]);
-        });
-        tensor(out, shape)
-    }
-
-    fn causal_softmax_backward(probs: FlexTensor, grad: FlexTensor) -> FlexTensor {
-        let shape = probs.shape();
-        let (Some(t), Some(p), Some(g)) = (square_side(&shape).filter(|_| grad.shape() == shape), f32_contiguous(&probs), f32_contiguous(&grad)) else {
-            return reference::causal_softmax_backward::<Flex>(probs, grad);
+        let fits = kvh > 0 && h % kvh == 0 && out.shape() == qs && grad.shape() == qs && s == keys.start + t && (keys.rows() == 1 || keys.rows() == b);
+        let all = (f32_contiguous(&q).filter(|_| fits), f32_contiguous(&k), f32_contiguous(&v), f32_contiguous(&out), f32_contiguous(&lse), f32_contiguous(&grad));
+        let (Some(qc), Some(kc), Some(vc), Some(oc), Some(lc), Some(gc)) = all else {
+            return reference::causal_attention_backward::<Flex>(q, k, v, out, lse, grad, keys);
         };
-        let (p, g) = (slice(&p), slice(&g));
-        let mut out = vec![0.0f32; shape.num_elements()];
-        for_chunks(&mut out, t, |r, ds| {
-            let seen = r % t + 1;
-            let (p, g) = (&piece(p, r, t, t)[..seen], &piece(g, r, t, t)[..seen]);
-            let dot: f32 = p.iter().zip(g).map(|(p, g)| p * g).sum();
-            for ((ds, &p), &g) in ds[..seen].iter_mut().zip(p).zip(g) {
-                *ds = p * (g - dot);
-            }
-        });
-        tensor(out, shape)
+        let dims = cpu_attention::Dims { batch: b, heads: h, kv_heads: kvh, len: t, keys: s, dim: d };
+        let (dq, dk, dv) = cpu_attention::backward(slice(&qc), slice(&kc), slice(&vc), slice(&oc), slice(&lc), slice(&gc), dims, keys);
+        [tensor(dq, qs), tensor(dk, ks.clone()), tensor(dv, ks)]
     }
 
     fn rope(x: FlexTensor, heads: usize, cos: FlexTensor, sin: FlexTensor) -> FlexTensor {
@@ -215,36 +222,52 @@ impl LmBackend for Flex {
         let Some(ids) = token_ids(&targets, n, v) else { return reference::cross_entropy::<Flex>(logits, targets) };
         let l = slice(&l);
         let mut out = vec![0.0f32; n];
-        // Rows are `vocab` long: parallel by rows once the logits are large.
-        let each = |r: usize, o: &mut f32| {
-            let row = piece(l, r, v, v);
-            *o = log_sum_exp(row) - row[ids[r]];
-        };
+        // Rows are `vocab` long: parallel by blocks of rows once the logits are large.
+        let rows = (CHUNK / v).max(1);
+        let each = |(b, o): (usize, &mut [f32])| nll_rows(&l[b * rows * v..(b * rows + o.len()) * v], v, &ids[b * rows..b * rows + o.len()], o);
         if n * v >= PARALLEL_MIN {
-            out.par_iter_mut().enumerate().for_each(|(r, o)| each(r, o));
+            out.par_chunks_mut(rows).enumerate().for_each(each);
         } else {
-            out.iter_mut().enumerate().for_each(|(r, o)| each(r, o));
+            out.chunks_mut(rows).enumerate().for_each(each);
         }
         tensor(out, Shape::new([n]))
     }
 
-    fn cross_entropy_backward(logits: FlexTensor, targets: FlexTensor, grad: FlexTensor) -> FlexTensor {
+    fn cross_entropy_with_grad(logits: FlexTensor, targets: FlexTensor) -> [FlexTensor; 2] {
         let shape = logits.shape();
-        let (Some((n, v)), Some(l), Some(g)) = (matrix(&shape), f32_contiguous(&logits), f32_contiguous(&grad)) else {
-            return reference::cross_entropy_backward::<Flex>(logits, targets, grad);
+        let (Some((n, v)), Some(l)) = (matrix(&shape), f32_contiguous(&logits)) else {
+            return reference::cross_entropy_with_grad::<Flex>(logits, targets);
         };
-        let Some(ids) = token_ids(&targets, n, v).filter(|_| grad.shape().num_elements() == n) else {
-            return reference::cross_entropy_backward::<Flex>(logits, targets, grad);
+        let Some(ids) = token_ids(&targets, n, v) else { return reference::cross_entropy_with_grad::<Flex>(logits, targets) };
+        let l = slice(&l);
+        let (mut nll, mut unit) = (vec![0.0f32; n], vec![0.0f32; n * v]);
+        let rows = (CHUNK / v).max(1);
+        let each = |(b, (o, d)): (usize, (&mut [f32], &mut [f32]))| {
+            let first = b * rows;
+            nll_and_grad_rows(&l[first * v..(first + o.len()) * v], v, &ids[first..first + o.len()], o, d);
         };
-        let (l, g) = (slice(&l), slice(&g));
+        if n * v >= PARALLEL_MIN {
+            nll.par_chunks_mut(rows).zip(unit.par_chunks_mut(rows * v)).enumerate().for_each(each);
+        } else {
+            nll.chunks_mut(rows).zip(unit.chunks_mut(rows * v)).enumerate().for_each(each);
+        }
+        [tensor(nll, Shape::new([n])), tensor(unit, shape)]
+    }
+
+    fn scale_rows(x: FlexTensor, scale: FlexTensor) -> FlexTensor {
+        let shape = x.shape();
+        let (Some((n, v)), Some(xs), Some(ss)) = (matrix(&shape), f32_contiguous(&x), f32_contiguous(&scale)) else {
+            return reference::scale_rows::<Flex>(x, scale);
+        };
+        if scale.shape().num_elements() != n {
+            return reference::scale_rows::<Flex>(x, scale);
+        }
+        let (xs, ss) = (slice(&xs), slice(&ss));
         let mut out = vec![0.0f32; n * v];
-        for_chunks(&mut out, v, |r, d| {
-            let row = piece(l, r, v, v);
-            let (lse, gr) = (log_sum_exp(row), g[r]);
-            for (d, &x) in d.iter_mut().zip(row) {
-                *d = (x - lse).exp() * gr;
+        for_chunks(&mut out, v, |r, o| {
+            for (o, &x) in o.iter_mut().zip(piece(xs, r, v, v)) {
+                *o = x * ss[r];
             }
-            d[ids[r]] -= gr;
         });
         tensor(out, shape)
     }
@@ -307,18 +330,6 @@ impl LmBackend for Flex {
     }
 }
 
-/// Softmax of `scores` into `probs` (the visible keys of one query).
-fn softmax_window(scores: &[f32], probs: &mut [f32]) {
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f32;
-    for (p, &s) in probs.iter_mut().zip(scores) {
-        *p = (s - max).exp();
-        sum += *p;
-    }
-    let inv = 1.0 / sum;
-    probs.iter_mut().for_each(|p| *p *= inv);
-}
-
 /// Rotary embeddings of `x` (`[batch, len, heads * head_dim]`) by the tables (`[rows, len,
 /// head_dim]`, rows 1 or `batch`), or by the opposite angle when `inverse` (the backward pass);
 /// `None` when the kernel does not apply.
@@ -374,10 +385,56 @@ fn token_ids(t: &FlexTensor, n: usize, vocab: usize) -> Option<Vec<usize>> {
     ids.into_iter().map(|i| usize::try_from(i).ok().filter(|&i| i < vocab)).collect()
 }
 
-/// `log(Σ exp(row))`, shifted by the row's maximum.
-fn log_sum_exp(row: &[f32]) -> f32 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    max + row.iter().map(|&x| (x - max).exp()).sum::<f32>().ln()
+/// The largest element of `row`, in sixteen lanes.
+#[inline(always)]
+fn lane_max16(row: &[f32]) -> f32 {
+    const L: usize = 16;
+    let mut lanes = [f32::NEG_INFINITY; L];
+    let mut chunks = row.chunks_exact(L);
+    for c in &mut chunks {
+        for l in 0..L {
+            lanes[l] = if c[l] > lanes[l] { c[l] } else { lanes[l] };
+        }
+    }
+    for (l, &x) in chunks.remainder().iter().enumerate() {
+        lanes[l] = if x > lanes[l] { x } else { lanes[l] };
+    }
+    lanes.iter().fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
+}
+
+/// The row's maximum and `Σ exp(x - max)` (`log Σ exp(row)` is `max + ln(sum)`): the sum in
+/// sixteen lanes counted from the row's start, added in a fixed tree (the same bits on every
+/// CPU). With `exps`, each `exp(x - max)` is also written there.
+#[inline(always)]
+fn shifted_sum_exp(row: &[f32], mut exps: Option<&mut [f32]>) -> (f32, f32) {
+    const L: usize = 16;
+    let max = lane_max16(row);
+    let mut sums = [0.0f32; L];
+    let full = row.len() / L * L;
+    for c in (0..full).step_by(L) {
+        let e: [f32; L] = std::array::from_fn(|l| exp(row[c + l] - max));
+        for l in 0..L {
+            sums[l] += e[l];
+        }
+        if let Some(x) = exps.as_deref_mut() {
+            x[c..c + L].copy_from_slice(&e);
+        }
+    }
+    for (l, &x) in row[full..].iter().enumerate() {
+        let e = exp(x - max);
+        sums[l] += e;
+        if let Some(x) = exps.as_deref_mut() {
+            x[full + l] = e;
+        }
+    }
+    let mut width = L;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            sums[l] += sums[l + width];
+        }
+    }
+    (max, sums[0])
 }
 
 /// `1 / sqrt(mean(x²) + eps)` of one row.
@@ -457,14 +514,6 @@ mod tests {
     }
 
     #[test]
-    fn causal_softmax_matches_reference() {
-        for shape in [[1, 1, 3, 3], [8, 4, 64, 64]] {
-            let s = random::<A, 4>(shape, 3);
-            check_grads(vec![s], |x| t::<A, 4>(<A as LmBackend>::causal_softmax(p(x[0].clone()))), |x| t::<A, 4>(reference::causal_softmax::<A>(p(x[0].clone()))), "causal softmax");
-        }
-    }
-
-    #[test]
     fn rms_norm_matches_reference() {
         for (rows, d) in [(3, 7), (1000, 128)] {
             let x = random::<A, 2>([rows, d], 4);
@@ -487,17 +536,52 @@ mod tests {
     }
 
     #[test]
-    fn padded_causal_softmax_matches_reference() {
-        for (b, h, t, start, pads) in [(2, 2, 4, 0, vec![0, 2]), (3, 4, 5, 6, vec![1, 0, 9]), (2, 2, 1, 7, vec![]), (4, 4, 64, 0, vec![])] {
-            let scores = random::<Flex, 4>([b, h, t, start + t], 11);
-            let got = t4(<Flex as LmBackend>::padded_causal_softmax(p(scores.clone()), start, &pads));
-            let expected = t4(reference::padded_causal_softmax::<Flex>(p(scores), start, &pads));
-            close(got, expected, &format!("padded causal softmax {b}x{h}x{t}, start {start}, pads {pads:?}"));
+    fn attention_matches_reference_for_every_kind_of_window() {
+        use super::super::KeyRanges;
+        // (batch, heads, kv heads, queries, cached keys, dim, windows)
+        let cases: Vec<(usize, usize, usize, usize, usize, usize, KeyRanges)> = vec![
+            (1, 1, 1, 1, 0, 4, KeyRanges::causal(0, 1)),
+            (2, 4, 2, 37, 0, 8, KeyRanges::causal(0, 37)),
+            (2, 2, 2, 5, 6, 8, KeyRanges::padded(6, 5, &[1, 9])),
+            (3, 4, 1, 1, 20, 16, KeyRanges::padded(20, 1, &[0, 4, 19])),
+            (2, 4, 2, 70, 0, 32, KeyRanges::packed(70, &[vec![17, 40], vec![]])),
+        ];
+        for (b, h, kvh, len, start, d, keys) in cases {
+            let q = random::<A, 4>([b, h, len, d], 21);
+            let k = random::<A, 4>([b, kvh, start + len, d], 22);
+            let v = random::<A, 4>([b, kvh, start + len, d], 23);
+            let what = format!("attention {b}x{h}/{kvh}x{len}+{start}x{d} {keys:?}");
+            let fused = |x: &[Tensor<A, 4>]| t::<A, 4>(<A as LmBackend>::causal_attention(p(x[0].clone()), p(x[1].clone()), p(x[2].clone()), &keys)[0].clone());
+            let composed = |x: &[Tensor<A, 4>]| {
+                let [out, _] = reference::causal_attention::<A>(p(x[0].clone()), p(x[1].clone()), p(x[2].clone()), &keys);
+                t::<A, 4>(out)
+            };
+            check_grads(vec![q.clone(), k.clone(), v.clone()], fused, composed, &what);
+            // The log-sum-exp too.
+            let [_, l1] = <Flex as LmBackend>::causal_attention(p(q.clone().inner()), p(k.clone().inner()), p(v.clone().inner()), &keys);
+            let [_, l2] = reference::causal_attention::<Flex>(p(q.inner()), p(k.inner()), p(v.inner()), &keys);
+            close(t::<Flex, 3>(l1), t::<Flex, 3>(l2), &format!("{what}: log-sum-exp"));
         }
     }
 
-    fn t4(p: burn::tensor::ops::FloatTensor<Flex>) -> Tensor<Flex, 4> {
-        t(p)
+    #[test]
+    fn attention_of_a_query_does_not_depend_on_padding_batch_or_cache() {
+        use super::super::KeyRanges;
+        // One 9-token sequence: alone, left-padded by 5 next to another row, and its last 3
+        // queries continued from a cache of the first 6: the same bits.
+        let (h, d, n) = (2, 8, 9);
+        let q = random::<Flex, 4>([1, h, n, d], 31);
+        let k = random::<Flex, 4>([1, h, n, d], 32);
+        let v = random::<Flex, 4>([1, h, n, d], 33);
+        let alone: Vec<f32> = t::<Flex, 4>(<Flex as LmBackend>::causal_attention(p(q.clone()), p(k.clone()), p(v.clone()), &KeyRanges::causal(0, n))[0].clone()).into_data().to_vec().unwrap();
+        let pad = |x: Tensor<Flex, 4>| Tensor::cat(vec![Tensor::cat(vec![random::<Flex, 4>([1, h, 5, d], 34), x.clone()], 2), random::<Flex, 4>([1, h, n + 5, d], 35)], 0);
+        let batched = <Flex as LmBackend>::causal_attention(p(pad(q.clone())), p(pad(k.clone())), p(pad(v.clone())), &KeyRanges::padded(0, n + 5, &[5, 0]))[0].clone();
+        let batched: Vec<f32> = t::<Flex, 4>(batched).narrow(0, 0, 1).narrow(2, 5, n).into_data().to_vec().unwrap();
+        assert_eq!(alone, batched, "padding and another row change nothing");
+        let tail = <Flex as LmBackend>::causal_attention(p(q.clone().narrow(2, 6, 3)), p(k), p(v), &KeyRanges::causal(6, 3))[0].clone();
+        let tail: Vec<f32> = t::<Flex, 4>(tail).into_data().to_vec().unwrap();
+        let want: Vec<f32> = (0..h).flat_map(|hh| alone[(hh * n + 6) * d..(hh * n + 9) * d].to_vec()).collect();
+        assert_eq!(tail, want, "continuing from a cache changes nothing");
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The model's fused operations: SwiGLU, causal softmax, RMSNorm, rotary embeddings, the split
-//! into attention heads (and back) and the cross-entropy of the next token, each with its
-//! backward pass.
+//! The model's fused operations: SwiGLU, causal attention (over a cache, padding or packed
+//! sequences), RMSNorm, rotary embeddings, the split into attention heads (and back) and the
+//! cross-entropy of the next token, each with its backward pass.
 //!
 //! burn's autodiff differentiates these as chains of small element-wise operations, each a full
 //! pass over memory with its own output buffer and its own node in the graph; on the CPU that
@@ -16,9 +16,16 @@
 
 mod autodiff;
 #[cfg(feature = "flex")]
+pub mod cpu_attention;
+#[cfg(feature = "flex")]
 mod flex;
 mod impls;
+mod keys;
+#[cfg(feature = "flex")]
+mod math;
 pub mod reference;
+
+pub use keys::KeyRanges;
 
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -37,18 +44,6 @@ pub trait LmBackend: Backend {
     /// gradient of its output.
     fn swiglu_backward(gate: FloatTensor<Self>, up: FloatTensor<Self>, grad: FloatTensor<Self>) -> [FloatTensor<Self>; 2] {
         reference::swiglu_backward::<Self>(gate, up, grad)
-    }
-
-    /// Softmax over the last dimension of attention scores `[..., len, len]`, where query `i`
-    /// sees keys `0..=i` only (the others get probability 0).
-    fn causal_softmax(scores: FloatTensor<Self>) -> FloatTensor<Self> {
-        reference::causal_softmax::<Self>(scores)
-    }
-
-    /// The gradient of [`LmBackend::causal_softmax`] with respect to the scores, from its output
-    /// `probs` and the gradient of that output.
-    fn causal_softmax_backward(probs: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        reference::causal_softmax_backward::<Self>(probs, grad)
     }
 
     /// Rotary embeddings (Hugging Face's `rotate_half` layout) of `x` (`[batch, len, heads *
@@ -80,20 +75,35 @@ pub trait LmBackend: Backend {
         reference::cross_entropy::<Self>(logits, targets)
     }
 
-    /// The gradient of [`LmBackend::cross_entropy`] with respect to the logits, given the
-    /// gradient of each row's loss: `(softmax(row) - onehot(target)) * grad[row]`.
-    fn cross_entropy_backward(logits: FloatTensor<Self>, targets: IntTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        reference::cross_entropy_backward::<Self>(logits, targets, grad)
+    /// [`LmBackend::cross_entropy`] and, computed in the same pass, its gradient with respect to
+    /// the logits for an upstream gradient of 1 per row: `softmax(row) - onehot(target)`
+    /// (`[rows, vocab]`; what training keeps instead of the logits).
+    fn cross_entropy_with_grad(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> [FloatTensor<Self>; 2] {
+        reference::cross_entropy_with_grad::<Self>(logits, targets)
     }
 
-    /// Softmax of inference attention scores `[batch, heads, len, start + len]` for queries at
-    /// positions `start..start + len` over a key-value cache, where batch row `r` is left-padded
-    /// by `pads[r]` tokens (`pads` empty: no padding). A query sees the keys up to its own
-    /// position, minus its row's padding; a padding query sees the padding before it (its output
-    /// is never used, but a fully masked row would be NaN). Not differentiated by the fused
-    /// backends (training uses [`LmBackend::causal_softmax`]).
-    fn padded_causal_softmax(scores: FloatTensor<Self>, start: usize, pads: &[usize]) -> FloatTensor<Self> {
-        reference::padded_causal_softmax::<Self>(scores, start, pads)
+    /// Row `r` of `x` (`[rows, cols]`) times `scale[r]`: the cross-entropy's gradient for the
+    /// upstream gradient `scale`.
+    fn scale_rows(x: FloatTensor<Self>, scale: FloatTensor<Self>) -> FloatTensor<Self> {
+        reference::scale_rows::<Self>(x, scale)
+    }
+
+    /// Attention of pre-scaled queries `q` (`[batch, heads, len, head_dim]`, already multiplied by
+    /// `1 / sqrt(head_dim)`) over keys and values `k`, `v` (`[batch, kv_heads, keys, head_dim]`,
+    /// `keys = keys.start + len`; grouped-query: query head `g` reads key-value head
+    /// `g / (heads / kv_heads)`), each query seeing the keys [`KeyRanges::window`] gives it.
+    /// Returns the output `[batch, heads, len, head_dim]` and each query's log-sum-exp over its
+    /// visible scores `[batch, heads, len]` (what the backward pass recomputes the probabilities
+    /// from).
+    fn causal_attention(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>, keys: &KeyRanges) -> [FloatTensor<Self>; 2] {
+        reference::causal_attention::<Self>(q, k, v, keys)
+    }
+
+    /// The gradients of [`LmBackend::causal_attention`] with respect to `q`, `k` and `v`, given its
+    /// inputs, output, log-sum-exp and the gradient of its output.
+    #[allow(clippy::too_many_arguments)]
+    fn causal_attention_backward(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>, out: FloatTensor<Self>, lse: FloatTensor<Self>, grad: FloatTensor<Self>, keys: &KeyRanges) -> [FloatTensor<Self>; 3] {
+        reference::causal_attention_backward::<Self>(q, k, v, out, lse, grad, keys)
     }
 
     /// RMSNorm over the last dimension: `x / sqrt(mean(x²) + eps) * gamma` (statistics in f32).
@@ -131,9 +141,10 @@ pub fn swiglu<B: LmBackend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>
     tensor(B::swiglu(primitive(gate), primitive(up)))
 }
 
-/// [`LmBackend::causal_softmax`] on tensors.
-pub fn causal_softmax<B: LmBackend, const D: usize>(scores: Tensor<B, D>) -> Tensor<B, D> {
-    tensor(B::causal_softmax(primitive(scores)))
+/// [`LmBackend::causal_attention`] on tensors: the output alone.
+pub fn causal_attention<B: LmBackend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>, keys: &KeyRanges) -> Tensor<B, 4> {
+    let [out, _] = B::causal_attention(primitive(q), primitive(k), primitive(v), keys);
+    tensor(out)
 }
 
 /// [`LmBackend::rope`] on tensors.
@@ -154,17 +165,6 @@ pub fn merge_heads<B: LmBackend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
 /// [`LmBackend::cross_entropy`] on tensors.
 pub fn cross_entropy<B: LmBackend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Tensor<B, 1> {
     tensor(B::cross_entropy(primitive(logits), targets.into_primitive()))
-}
-
-/// [`LmBackend::padded_causal_softmax`] on tensors.
-pub fn padded_causal_softmax<B: LmBackend>(scores: Tensor<B, 4>, start: usize, pads: &[usize]) -> Tensor<B, 4> {
-    tensor(B::padded_causal_softmax(primitive(scores), start, pads))
-}
-
-/// The keys query `i` of a batch row sees in [`LmBackend::padded_causal_softmax`]: `lo..=hi`.
-pub fn visible_keys(start: usize, i: usize, pad: usize) -> (usize, usize) {
-    let at = start + i;
-    (if at >= pad { pad } else { 0 }, at)
 }
 
 /// [`LmBackend::rms_norm`] on tensors.

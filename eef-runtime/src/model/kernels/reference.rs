@@ -39,49 +39,6 @@ pub fn swiglu_backward<B: Backend>(gate: FloatTensor<B>, up: FloatTensor<B>, gra
     [unrows(dg, &shape), unrows(du, &shape)]
 }
 
-/// `[n, len, len]` view of attention scores.
-fn squares<B: Backend>(p: FloatTensor<B>) -> (Tensor<B, 3>, Vec<usize>) {
-    let (m, shape) = rows::<B>(p);
-    let [r, t] = m.dims();
-    (m.reshape([r / t.max(1), t, t]), shape)
-}
-
-/// Softmax over the last dimension with keys after the query masked out.
-pub fn causal_softmax<B: Backend>(scores: FloatTensor<B>) -> FloatTensor<B> {
-    let (s, shape) = squares::<B>(scores);
-    let [n, t, _] = s.dims();
-    let mask = Tensor::<B, 2, Bool>::tril_mask([t, t], 0, &s.device()).unsqueeze::<3>().expand([n, t, t]);
-    let p = activation::softmax(s.mask_fill(mask, f32::NEG_INFINITY), 2);
-    unrows(p.reshape([n * t, t]), &shape)
-}
-
-/// Softmax of `[batch, heads, len, start + len]` scores with the mask
-/// [`super::visible_keys`] describes.
-pub fn padded_causal_softmax<B: Backend>(scores: FloatTensor<B>, start: usize, pads: &[usize]) -> FloatTensor<B> {
-    let scores = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(scores));
-    let [b, h, t, s] = scores.dims();
-    let rows = if pads.is_empty() { 1 } else { b };
-    let hidden: Vec<bool> = (0..rows)
-        .flat_map(|r| {
-            let pad = pads.get(r).copied().unwrap_or(0);
-            (0..t).flat_map(move |i| {
-                let (lo, hi) = super::visible_keys(start, i, pad);
-                (0..s).map(move |j| j < lo || j > hi)
-            })
-        })
-        .collect();
-    let mask = Tensor::<B, 3, Bool>::from_data(TensorData::new(hidden, [rows, t, s]), &scores.device()).reshape([rows, 1, t, s]).expand([b, h, t, s]);
-    activation::softmax(scores.mask_fill(mask, f32::NEG_INFINITY), 3).into_primitive().tensor()
-}
-
-/// The gradient of [`causal_softmax`]: `p * (grad - Σ p grad)` per row.
-pub fn causal_softmax_backward<B: Backend>(probs: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
-    let (p, shape) = rows::<B>(probs);
-    let (g, _) = rows::<B>(grad);
-    let dot = (p.clone() * g.clone()).sum_dim(1);
-    unrows(p * (g - dot), &shape)
-}
-
 /// `[batch, len, heads * head_dim]` to `[batch, heads, len, head_dim]`.
 pub fn split_heads<B: Backend>(x: FloatTensor<B>, heads: usize) -> FloatTensor<B> {
     let x = Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(x));
@@ -106,15 +63,24 @@ pub fn cross_entropy<B: Backend>(logits: FloatTensor<B>, targets: IntTensor<B>) 
     nll.cast(dtype).into_primitive().tensor()
 }
 
-/// The gradient of [`cross_entropy`]: `(softmax(row) - onehot(target)) * grad[row]`.
-pub fn cross_entropy_backward<B: Backend>(logits: FloatTensor<B>, targets: IntTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+/// [`cross_entropy`] and its gradient for an upstream gradient of 1 per row:
+/// `softmax(row) - onehot(target)`, in the logits' type.
+pub fn cross_entropy_with_grad<B: Backend>(logits: FloatTensor<B>, targets: IntTensor<B>) -> [FloatTensor<B>; 2] {
+    let nll = cross_entropy::<B>(logits.clone(), targets.clone());
     let logits = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(logits));
     let targets = Tensor::<B, 1, Int>::from_primitive(targets);
-    let grad = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(grad));
-    let ([n, v], dtype) = (logits.dims(), logits.dtype());
+    let ([_, v], dtype) = (logits.dims(), logits.dtype());
     let onehot = targets.one_hot::<2>(v).float().cast(DType::F32);
-    let d = (activation::softmax(logits.cast(DType::F32), 1) - onehot) * grad.cast(DType::F32).reshape([n, 1]);
-    d.cast(dtype).into_primitive().tensor()
+    let d = activation::softmax(logits.cast(DType::F32), 1) - onehot;
+    [nll, d.cast(dtype).into_primitive().tensor()]
+}
+
+/// Row `r` of `x` times `scale[r]`.
+pub fn scale_rows<B: Backend>(x: FloatTensor<B>, scale: FloatTensor<B>) -> FloatTensor<B> {
+    let x = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(x));
+    let scale = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(scale));
+    let n = x.dims()[0];
+    (x * scale.cast(DType::F32).reshape([n, 1])).into_primitive().tensor()
 }
 
 /// `x / sqrt(mean(x²) + eps) * gamma`, the statistics in f32 (as burn's `RmsNorm`).
@@ -193,4 +159,84 @@ fn rotate_half_matrix<B: Backend>(d: usize, device: &B::Device) -> Tensor<B, 2> 
         r[j * d + j + half] = 1.0;
     }
     Tensor::from_data(TensorData::new(r, [d, d]), device)
+}
+
+/// Keys and values `[batch, kv_heads, keys, head_dim]` repeated for the `heads` query heads
+/// (grouped-query attention: query head `g` uses key-value head `g / (heads / kv_heads)`).
+fn expand_heads<B: Backend>(x: Tensor<B, 4>, heads: usize) -> Tensor<B, 4> {
+    let [b, kv, s, d] = x.dims();
+    if kv == heads {
+        return x;
+    }
+    x.reshape([b, kv, 1, s, d]).repeat_dim(2, heads / kv).reshape([b, heads, s, d])
+}
+
+/// The gradient of [`expand_heads`]: each key-value head's copies summed.
+fn reduce_heads<B: Backend>(x: Tensor<B, 4>, kv: usize) -> Tensor<B, 4> {
+    let [b, h, s, d] = x.dims();
+    if kv == h {
+        return x;
+    }
+    x.reshape([b, kv, h / kv, s, d]).sum_dim(2).reshape([b, kv, s, d])
+}
+
+/// The hidden keys of `[batch, heads, len, keys]` scores under `keys`, broadcast over heads.
+fn hidden_keys<B: Backend>(keys: &super::KeyRanges, dims: [usize; 4], device: &B::Device) -> Tensor<B, 4, Bool> {
+    let [b, h, t, s] = dims;
+    let rows = keys.rows();
+    let hidden: Vec<bool> = (0..rows)
+        .flat_map(|r| {
+            (0..t).flat_map(move |i| {
+                let (lo, hi) = keys.window(r, i);
+                (0..s).map(move |j| j < lo || j > hi)
+            })
+        })
+        .collect();
+    Tensor::<B, 3, Bool>::from_data(TensorData::new(hidden, [rows, t, s]), device).reshape([rows, 1, t, s]).expand([b, h, t, s])
+}
+
+/// Scaled scores `q kᵀ` with the hidden keys at -∞.
+fn masked_scores<B: Backend>(q: &Tensor<B, 4>, k: &Tensor<B, 4>, keys: &super::KeyRanges) -> Tensor<B, 4> {
+    let scores = q.clone().matmul(k.clone().swap_dims(2, 3));
+    let mask = hidden_keys::<B>(keys, scores.dims(), &scores.device());
+    scores.mask_fill(mask, f32::NEG_INFINITY)
+}
+
+/// Attention of pre-scaled queries `q` `[batch, heads, len, head_dim]` over `k`, `v` `[batch,
+/// kv_heads, keys, head_dim]` with the windows `keys` describes: the output `[batch, heads, len,
+/// head_dim]` and each query's log-sum-exp of its visible scores `[batch, heads, len]`.
+pub fn causal_attention<B: Backend>(q: FloatTensor<B>, k: FloatTensor<B>, v: FloatTensor<B>, keys: &super::KeyRanges) -> [FloatTensor<B>; 2] {
+    let q = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(q));
+    let heads = q.dims()[1];
+    let k = expand_heads(Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(k)), heads);
+    let v = expand_heads(Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(v)), heads);
+    let scores = masked_scores(&q, &k, keys);
+    let [b, h, t, _] = scores.dims();
+    let max = scores.clone().max_dim(3);
+    let lse = (scores.clone() - max.clone()).exp().sum_dim(3).log() + max;
+    let probs = (scores - lse.clone()).exp();
+    [probs.matmul(v).into_primitive().tensor(), lse.reshape([b, h, t]).into_primitive().tensor()]
+}
+
+/// The gradients of [`causal_attention`] with respect to `q`, `k` and `v`, from its output, its
+/// log-sum-exp and the output's gradient (the probabilities are recomputed).
+#[allow(clippy::too_many_arguments)]
+pub fn causal_attention_backward<B: Backend>(q: FloatTensor<B>, k: FloatTensor<B>, v: FloatTensor<B>, out: FloatTensor<B>, lse: FloatTensor<B>, grad: FloatTensor<B>, keys: &super::KeyRanges) -> [FloatTensor<B>; 3] {
+    let q = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(q));
+    let [b, h, t, _] = q.dims();
+    let k = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(k));
+    let kv = k.dims()[1];
+    let k = expand_heads(k, h);
+    let v = expand_heads(Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(v)), h);
+    let out = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(out));
+    let lse = Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(lse)).reshape([b, h, t, 1]);
+    let dout = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(grad));
+    let probs = (masked_scores(&q, &k, keys) - lse).exp();
+    let dv = probs.clone().swap_dims(2, 3).matmul(dout.clone());
+    let dp = dout.clone().matmul(v.swap_dims(2, 3));
+    let row = (dout * out).sum_dim(3);
+    let ds = probs * (dp - row);
+    let dq = ds.clone().matmul(k);
+    let dk = ds.swap_dims(2, 3).matmul(q);
+    [dq.into_primitive().tensor(), reduce_heads(dk, kv).into_primitive().tensor(), reduce_heads(dv, kv).into_primitive().tensor()]
 }
