@@ -1,8 +1,9 @@
 //! `eef tokens --config FILE --data FILE.jsonl`: what one epoch of training on a data set costs
 //! in each sequence form (per-turn windows, whole conversations, whole conversations packed),
 //! with the configuration's tokenizer, template, context and batch size
-//! ([`eef_runtime::model::epoch_cost`]). The data is a run's JSONL (e.g. `expert.jsonl`: its
-//! successes are the SFT set, as the SFT selection takes them; `--all` keeps every trajectory).
+//! ([`eef_runtime::model::epoch_cost`]). The data is a run's JSONL: recorded trajectories (e.g.
+//! `expert.jsonl`, whose successes, every action trained, are the SFT set; `--all` keeps every
+//! trajectory) or a selection or data set with its own loss marks (`dataset.jsonl`).
 
 use std::path::Path;
 
@@ -18,6 +19,13 @@ pub fn run(config_path: &Path, data: &Path, all: bool) -> Result<String, Error> 
     let mut trajectories: Vec<Trajectory> = eef_runtime::jsonl::read(data)?;
     if !all {
         trajectories.retain(|t| t.success);
+    }
+    // Trajectories as recorded (an expert's, an exploration's) carry no loss marks yet: train every
+    // action, as the SFT selection does. A selection or data set keeps its own marks.
+    if trajectories.iter().all(|t| t.trainable_turns() == 0) {
+        for t in &mut trajectories {
+            t.turns.iter_mut().for_each(|x| x.trainable = true);
+        }
     }
     if trajectories.is_empty() {
         return Err(Error::Setup(format!("{}: no {}trajectory to count", data.display(), if all { "" } else { "successful " })));

@@ -30,7 +30,7 @@ use super::math::{exp, ln};
 use super::KeyRanges;
 
 /// Queries per block (whose scores are computed together).
-const QUERY_BLOCK: usize = 32;
+const QUERY_BLOCK: usize = 64;
 /// Below this many multiply-adds a call runs on the calling thread.
 const PARALLEL_WORK: usize = 1 << 16;
 /// Key columns every padded operand has beyond its keys (the widest register tile), so that a
@@ -70,16 +70,18 @@ impl Dims {
 pub fn forward(q: &[f32], k: &[f32], v: &[f32], d: Dims, keys: &KeyRanges) -> (Vec<f32>, Vec<f32>) {
     let mut out = vec![0.0f32; d.batch * d.heads * d.len * d.dim];
     let mut lse = vec![0.0f32; d.batch * d.heads * d.len];
-    let head = |(bh, (o, l)): (usize, (&mut [f32], &mut [f32]))| {
-        let (bi, hi) = (bh / d.heads, bh % d.heads);
-        let kv = (bi * d.kv_heads + hi / d.rep()) * d.keys * d.dim;
-        let qs = &q[bh * d.len * d.dim..(bh + 1) * d.len * d.dim];
-        forward_head(qs, &k[kv..kv + d.keys * d.dim], &v[kv..kv + d.keys * d.dim], o, l, d, keys, bi);
+    // One task per key-value head and the query heads that read it (their keys are transposed
+    // once).
+    let (group_len, kv_len) = (d.rep() * d.len * d.dim, d.keys * d.dim);
+    let group = |(g, (o, l)): (usize, (&mut [f32], &mut [f32]))| {
+        let bi = g / d.kv_heads;
+        let qs = &q[g * group_len..(g + 1) * group_len];
+        forward_group(qs, &k[g * kv_len..(g + 1) * kv_len], &v[g * kv_len..(g + 1) * kv_len], o, l, d, keys, bi);
     };
     if work(d) >= PARALLEL_WORK {
-        out.par_chunks_mut(d.len * d.dim).zip(lse.par_chunks_mut(d.len)).enumerate().for_each(head);
+        out.par_chunks_mut(group_len).zip(lse.par_chunks_mut(d.rep() * d.len)).enumerate().for_each(group);
     } else {
-        out.chunks_mut(d.len * d.dim).zip(lse.chunks_mut(d.len)).enumerate().for_each(head);
+        out.chunks_mut(group_len).zip(lse.chunks_mut(d.rep() * d.len)).enumerate().for_each(group);
     }
     (out, lse)
 }
@@ -117,13 +119,13 @@ fn work(d: Dims) -> usize {
     d.batch * d.heads * d.len * d.keys.max(1) * d.dim
 }
 
-/// `x` (`[rows, cols]`) with `extra` rows of zeros after it.
+/// `v` holding at least `n` elements (those past its old length are zero; the rest keep whatever
+/// the last block left, which the next block overwrites before reading).
 #[inline(always)]
-fn padded_rows(x: &[f32], cols: usize, extra: usize) -> Vec<f32> {
-    let mut p = Vec::with_capacity(x.len() + extra * cols);
-    p.extend_from_slice(x);
-    p.resize(x.len() + extra * cols, 0.0);
-    p
+fn grow(v: &mut Vec<f32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
 }
 
 /// `x` (`[rows, cols]`) transposed, `[cols, rows + extra]`, the extra columns zero.
@@ -139,15 +141,18 @@ fn transposed(x: &[f32], rows: usize, cols: usize, extra: usize) -> Vec<f32> {
     t
 }
 
-/// One register tile of `C += A · B`: rows `i..i + M`, columns `j..j + N`; `A`'s element
-/// `(r, kk)` at `a[r * ars + kk * acs]`. Each element's products are added in `kk` order with
-/// fused multiply-adds, starting from its current value.
+/// One register tile of `C += A · B` (`ADD`) or `C = A · B`: rows `i..i + M`, columns
+/// `j..j + N`; `A`'s element `(r, kk)` at `a[r * ars + kk * acs]`. Each element's products are
+/// added in `kk` order with fused multiply-adds, starting from its current value (`ADD`) or from
+/// 0 — the same value as adding to a zero.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn tile<const M: usize, const N: usize>(c: &mut [f32], ldc: usize, a: &[f32], ars: usize, acs: usize, b: &[f32], ldb: usize, i: usize, j: usize, k: usize) {
+fn tile<const M: usize, const N: usize, const ADD: bool>(c: &mut [f32], ldc: usize, a: &[f32], ars: usize, acs: usize, b: &[f32], ldb: usize, i: usize, j: usize, k: usize) {
     let mut acc = [[0.0f32; N]; M];
-    for (r, acc) in acc.iter_mut().enumerate() {
-        acc.copy_from_slice(&c[(i + r) * ldc + j..(i + r) * ldc + j + N]);
+    if ADD {
+        for (r, acc) in acc.iter_mut().enumerate() {
+            acc.copy_from_slice(&c[(i + r) * ldc + j..(i + r) * ldc + j + N]);
+        }
     }
     if k > 0 {
         // Every index the loop reads, checked once.
@@ -170,32 +175,33 @@ fn tile<const M: usize, const N: usize>(c: &mut [f32], ldc: usize, a: &[f32], ar
     }
 }
 
-/// `C += A · B` over `m` rows and `n` columns with `k` products each, in tiles of `M x N` (then
-/// one row at a time, then narrower columns): see [`tile`]. The tile sizes change no result.
+/// `C += A · B` (`ADD`) or `C = A · B` over `m` rows and `n` columns with `k` products each, in
+/// tiles of `M x N` (then one row at a time, then narrower columns): see [`tile`]. The tile sizes
+/// change no result.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn gemm<const M: usize, const N: usize>(c: &mut [f32], ldc: usize, a: &[f32], ars: usize, acs: usize, b: &[f32], ldb: usize, m: usize, n: usize, k: usize) {
+fn gemm<const M: usize, const N: usize, const ADD: bool>(c: &mut [f32], ldc: usize, a: &[f32], ars: usize, acs: usize, b: &[f32], ldb: usize, m: usize, n: usize, k: usize) {
     let mut j = 0;
     while j < n {
         let w = n - j;
         let mut i = 0;
         if w >= N {
             while i + M <= m {
-                tile::<M, N>(c, ldc, a, ars, acs, b, ldb, i, j, k);
+                tile::<M, N, ADD>(c, ldc, a, ars, acs, b, ldb, i, j, k);
                 i += M;
             }
             for i in i..m {
-                tile::<1, N>(c, ldc, a, ars, acs, b, ldb, i, j, k);
+                tile::<1, N, ADD>(c, ldc, a, ars, acs, b, ldb, i, j, k);
             }
             j += N;
         } else if w >= 8 {
             for i in 0..m {
-                tile::<1, 8>(c, ldc, a, ars, acs, b, ldb, i, j, k);
+                tile::<1, 8, ADD>(c, ldc, a, ars, acs, b, ldb, i, j, k);
             }
             j += 8;
         } else {
             for i in 0..m {
-                tile::<1, 1>(c, ldc, a, ars, acs, b, ldb, i, j, k);
+                tile::<1, 1, ADD>(c, ldc, a, ars, acs, b, ldb, i, j, k);
             }
             j += 1;
         }
@@ -258,6 +264,8 @@ struct Block {
     first: usize,
     n: usize,
     from: usize,
+    /// Keys from `from` on that exist (at most `stride`).
+    keys: usize,
     stride: usize,
 }
 
@@ -269,7 +277,7 @@ fn blocks(d: Dims, keys: &KeyRanges, row: usize) -> Vec<Block> {
             let n = QUERY_BLOCK.min(d.len - first);
             let from = (first..first + n).map(|i| keys.window(row, i).0).min().unwrap_or(0);
             let to = (first..first + n).map(|i| keys.window(row, i).1 + 1).max().unwrap_or(0).min(d.keys);
-            Block { first, n, from, stride: (to - from).next_multiple_of(PAD_KEYS) }
+            Block { first, n, from, keys: to - from, stride: (to - from).next_multiple_of(PAD_KEYS) }
         })
         .collect()
 }
@@ -299,34 +307,40 @@ fn softmax_rows(s: &mut [f32], b: &Block, keys: &KeyRanges, row: usize, mut lse:
     }
 }
 
-/// One query head's attention: its queries `q` (`[len, dim]`), its key-value head's `k`, `v`
-/// (`[keys, dim]`), into `out` and `lse`; register tiles chosen for the instruction set.
+/// The attention of one key-value head's group of query heads: their queries `q` (`[rep, len,
+/// dim]`), the head's `k`, `v` (`[keys, dim]`), into `out` and `lse`; register tiles chosen for
+/// the instruction set.
 #[allow(clippy::too_many_arguments)]
 #[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
-fn forward_head(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], lse: &mut [f32], d: Dims, keys: &KeyRanges, row: usize) {
+fn forward_group(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], lse: &mut [f32], d: Dims, keys: &KeyRanges, row: usize) {
     match_target! {
         "x86_64+avx512f" => forward_tiles::<8, 32>(q, k, v, out, lse, d, keys, row),
         _ => forward_tiles::<4, 16>(q, k, v, out, lse, d, keys, row),
     }
 }
 
-/// [`forward_head`] with register tiles of `M` by `N`.
+/// [`forward_group`] with register tiles of `M` by `N`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn forward_tiles<const M: usize, const N: usize>(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], lse: &mut [f32], d: Dims, keys: &KeyRanges, row: usize) {
-    let (kt, vp) = (transposed(k, d.keys, d.dim, PAD_KEYS), padded_rows(v, d.dim, PAD_KEYS));
+    let kt = transposed(k, d.keys, d.dim, PAD_KEYS);
+    let head_len = d.len * d.dim;
     let (mut s, mut sums) = (Vec::new(), Vec::new());
-    for b in blocks(d, keys, row) {
-        s.clear();
-        s.resize(b.n * b.stride, 0.0);
-        gemm::<M, N>(&mut s, b.stride, &q[b.first * d.dim..], d.dim, 1, &kt[b.from..], d.padded(), b.n, b.stride, d.dim);
-        softmax_rows(&mut s, &b, keys, row, Some(lse), &mut sums);
-        let o = &mut out[b.first * d.dim..(b.first + b.n) * d.dim];
-        gemm::<M, N>(o, d.dim, &s, b.stride, 1, &vp[b.from * d.dim..], d.dim, b.n, d.dim, b.stride);
-        for (o, &sum) in o.chunks_mut(d.dim).zip(sums.iter()) {
-            let inv = 1.0 / sum;
-            for x in o.iter_mut() {
-                *x *= inv;
+    for g in 0..d.rep() {
+        let (q, out, lse) = (&q[g * head_len..(g + 1) * head_len], &mut out[g * head_len..(g + 1) * head_len], &mut lse[g * d.len..(g + 1) * d.len]);
+        for b in blocks(d, keys, row) {
+            // Every score is written before it is read: no zeroing.
+            grow(&mut s, b.n * b.stride);
+            gemm::<M, N, false>(&mut s, b.stride, &q[b.first * d.dim..], d.dim, 1, &kt[b.from..], d.padded(), b.n, b.stride, d.dim);
+            softmax_rows(&mut s, &b, keys, row, Some(&mut *lse), &mut sums);
+            let o = &mut out[b.first * d.dim..(b.first + b.n) * d.dim];
+            // Over the keys that exist (the probabilities of the padding columns are zero).
+            gemm::<M, N, false>(o, d.dim, &s, b.stride, 1, &v[b.from * d.dim..], d.dim, b.n, d.dim, b.keys);
+            for (o, &sum) in o.chunks_mut(d.dim).zip(sums.iter()) {
+                let inv = 1.0 / sum;
+                for x in o.iter_mut() {
+                    *x *= inv;
+                }
             }
         }
     }
@@ -355,9 +369,6 @@ fn backward_group(io: GroupIo<'_>, k: &[f32], v: &[f32], dq: &mut [f32], dk: &mu
 #[inline(always)]
 fn backward_tiles<const M: usize, const N: usize>(io: GroupIo<'_>, k: &[f32], v: &[f32], dq: &mut [f32], dk: &mut [f32], dv: &mut [f32], d: Dims, keys: &KeyRanges, row: usize) {
     let (kt, vt) = (transposed(k, d.keys, d.dim, PAD_KEYS), transposed(v, d.keys, d.dim, PAD_KEYS));
-    let kp = padded_rows(k, d.dim, PAD_KEYS);
-    // The key and value gradients with the padding keys' rows (which stay zero).
-    let (mut dkp, mut dvp) = (vec![0.0f32; d.padded() * d.dim], vec![0.0f32; d.padded() * d.dim]);
     let head_len = d.len * d.dim;
     let (mut p, mut ds, mut sums) = (Vec::new(), Vec::new(), Vec::new());
     for g in 0..d.rep() {
@@ -367,12 +378,10 @@ fn backward_tiles<const M: usize, const N: usize>(io: GroupIo<'_>, k: &[f32], v:
         let lse = &io.lse[g * d.len..(g + 1) * d.len];
         let dq = &mut dq[g * head_len..(g + 1) * head_len];
         for b in blocks(d, keys, row) {
-            for m in [&mut p, &mut ds] {
-                m.clear();
-                m.resize(b.n * b.stride, 0.0);
-            }
+            grow(&mut p, b.n * b.stride);
+            grow(&mut ds, b.n * b.stride);
             // The probabilities, recomputed from the scores and the saved log-sum-exp.
-            gemm::<M, N>(&mut p, b.stride, &q[b.first * d.dim..], d.dim, 1, &kt[b.from..], d.padded(), b.n, b.stride, d.dim);
+            gemm::<M, N, false>(&mut p, b.stride, &q[b.first * d.dim..], d.dim, 1, &kt[b.from..], d.padded(), b.n, b.stride, d.dim);
             sums.clear();
             for a in 0..b.n {
                 let i = b.first + a;
@@ -387,7 +396,7 @@ fn backward_tiles<const M: usize, const N: usize>(io: GroupIo<'_>, k: &[f32], v:
                 sums.push(lane_dot(&dout[i * d.dim..(i + 1) * d.dim], &out[i * d.dim..(i + 1) * d.dim]));
             }
             // dS = P ∘ (dO Vᵀ - Σ dO ∘ O).
-            gemm::<M, N>(&mut ds, b.stride, &dout[b.first * d.dim..], d.dim, 1, &vt[b.from..], d.padded(), b.n, b.stride, d.dim);
+            gemm::<M, N, false>(&mut ds, b.stride, &dout[b.first * d.dim..], d.dim, 1, &vt[b.from..], d.padded(), b.n, b.stride, d.dim);
             for (a, &delta) in sums.iter().enumerate() {
                 for (x, &pij) in ds[a * b.stride..(a + 1) * b.stride].iter_mut().zip(&p[a * b.stride..(a + 1) * b.stride]) {
                     *x = pij * (*x - delta);
@@ -395,11 +404,10 @@ fn backward_tiles<const M: usize, const N: usize>(io: GroupIo<'_>, k: &[f32], v:
             }
             // dQ = dS K; dK += dSᵀ Q; dV += Pᵀ dO (summed over the block's queries in order,
             // continuing the earlier blocks' sums).
-            gemm::<M, N>(&mut dq[b.first * d.dim..], d.dim, &ds, b.stride, 1, &kp[b.from * d.dim..], d.dim, b.n, d.dim, b.stride);
-            gemm::<M, N>(&mut dkp[b.from * d.dim..], d.dim, &ds, 1, b.stride, &q[b.first * d.dim..], d.dim, b.stride, d.dim, b.n);
-            gemm::<M, N>(&mut dvp[b.from * d.dim..], d.dim, &p, 1, b.stride, &dout[b.first * d.dim..], d.dim, b.stride, d.dim, b.n);
+            // (Over and for the keys that exist: the padding columns of P and dS are zero.)
+            gemm::<M, N, false>(&mut dq[b.first * d.dim..], d.dim, &ds, b.stride, 1, &k[b.from * d.dim..], d.dim, b.n, d.dim, b.keys);
+            gemm::<M, N, true>(&mut dk[b.from * d.dim..], d.dim, &ds, 1, b.stride, &q[b.first * d.dim..], d.dim, b.keys, d.dim, b.n);
+            gemm::<M, N, true>(&mut dv[b.from * d.dim..], d.dim, &p, 1, b.stride, &dout[b.first * d.dim..], d.dim, b.keys, d.dim, b.n);
         }
     }
-    dk.copy_from_slice(&dkp[..d.keys * d.dim]);
-    dv.copy_from_slice(&dvp[..d.keys * d.dim]);
 }

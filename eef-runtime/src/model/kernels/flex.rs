@@ -54,6 +54,14 @@ fn for_chunks2<F: Fn(usize, &mut [f32], &mut [f32]) + Sync + Send>(a: &mut [f32]
     }
 }
 
+/// Calls `f(first_row, block)` for blocks of whole `row`-long rows of `out` (about `CHUNK`
+/// elements each), in parallel when `out` is large: many small rows would otherwise be one task
+/// each.
+fn for_rows<F: Fn(usize, &mut [f32]) + Sync + Send>(out: &mut [f32], row: usize, f: F) {
+    let rows = (CHUNK / row.max(1)).max(1);
+    for_chunks(out, rows * row, |b, block| f(b * rows, block));
+}
+
 /// The `i`-th `chunk`-long piece of `s`, `len` long (the last piece may be shorter).
 fn piece(s: &[f32], i: usize, chunk: usize, len: usize) -> &[f32] {
     &s[i * chunk..i * chunk + len]
@@ -264,9 +272,12 @@ impl LmBackend for Flex {
         }
         let (xs, ss) = (slice(&xs), slice(&ss));
         let mut out = vec![0.0f32; n * v];
-        for_chunks(&mut out, v, |r, o| {
-            for (o, &x) in o.iter_mut().zip(piece(xs, r, v, v)) {
-                *o = x * ss[r];
+        for_rows(&mut out, v, |first, o| {
+            for (r, (o, x)) in o.chunks_mut(v).zip(xs[first * v..].chunks(v)).enumerate() {
+                let scale = ss[first + r];
+                for (o, &x) in o.iter_mut().zip(x) {
+                    *o = x * scale;
+                }
             }
         });
         tensor(out, shape)
@@ -281,13 +292,7 @@ impl LmBackend for Flex {
         };
         let (xs, gamma) = (slice(&xs), slice(&gs));
         let mut out = vec![0.0f32; shape.num_elements()];
-        for_chunks(&mut out, d, |r, y| {
-            let x = piece(xs, r, d, d);
-            let inv = inverse_rms(x, eps);
-            for ((y, &x), &g) in y.iter_mut().zip(x).zip(gamma) {
-                *y = x * inv * g;
-            }
-        });
+        for_rows(&mut out, d, |first, y| rms_rows(&xs[first * d..first * d + y.len()], gamma, eps, y));
         tensor(out, shape)
     }
 
@@ -305,15 +310,7 @@ impl LmBackend for Flex {
         let block = d * ROWS_PER_SUM;
         let each = |(dx, (x, dy)): (&mut [f32], (&[f32], &[f32]))| {
             let mut sum = vec![0.0f32; d];
-            for ((dx, x), dy) in dx.chunks_mut(d).zip(x.chunks(d)).zip(dy.chunks(d)) {
-                let inv = inverse_rms(x, eps);
-                let dot = x.iter().zip(dy).zip(gamma).map(|((x, dy), g)| x * dy * g).sum::<f32>() / d as f32;
-                let c = inv * inv * inv * dot;
-                for j in 0..d {
-                    dx[j] = inv * dy[j] * gamma[j] - x[j] * c;
-                    sum[j] += dy[j] * x[j] * inv;
-                }
-            }
+            rms_backward_rows(x, dy, gamma, eps, dx, &mut sum);
             sum
         };
         let mut dx = vec![0.0f32; shape.num_elements()];
@@ -340,21 +337,24 @@ fn rotate(x: &FlexTensor, heads: usize, cos: &FlexTensor, sin: &FlexTensor, inve
     let (xs, cs, ss) = (f32_contiguous(x).filter(|_| fits)?, f32_contiguous(cos)?, f32_contiguous(sin)?);
     let (xs, cs, ss, half) = (slice(&xs), slice(&cs), slice(&ss), d / 2);
     let mut out = vec![0.0f32; b * t * w];
-    // One piece per (batch, position) row; its table row is shared by the heads.
-    for_chunks(&mut out, w, |row, o| {
-        let table = if rows == 1 { row % t } else { row };
-        let (c, s) = (piece(cs, table, d, d), piece(ss, table, d, d));
-        let x = piece(xs, row, w, w);
-        for (o, x) in o.chunks_mut(d).zip(x.chunks(d)) {
-            for j in 0..half {
-                let (lo, hi) = (j, j + half);
-                if inverse {
-                    // g c + (g s) Rᵀ: the rotation by the opposite angle.
-                    o[lo] = x[lo] * c[lo] + x[hi] * s[hi];
-                    o[hi] = x[hi] * c[hi] - x[lo] * s[lo];
-                } else {
-                    o[lo] = x[lo] * c[lo] - x[hi] * s[lo];
-                    o[hi] = x[hi] * c[hi] + x[lo] * s[hi];
+    // Blocks of (batch, position) rows; a row's table row is shared by its heads.
+    for_rows(&mut out, w, |first, block| {
+        for (r, o) in block.chunks_mut(w).enumerate() {
+            let row = first + r;
+            let table = if rows == 1 { row % t } else { row };
+            let (c, s) = (piece(cs, table, d, d), piece(ss, table, d, d));
+            let x = piece(xs, row, w, w);
+            for (o, x) in o.chunks_mut(d).zip(x.chunks(d)) {
+                for j in 0..half {
+                    let (lo, hi) = (j, j + half);
+                    if inverse {
+                        // g c + (g s) Rᵀ: the rotation by the opposite angle.
+                        o[lo] = x[lo] * c[lo] + x[hi] * s[hi];
+                        o[hi] = x[hi] * c[hi] - x[lo] * s[lo];
+                    } else {
+                        o[lo] = x[lo] * c[lo] - x[hi] * s[lo];
+                        o[hi] = x[hi] * c[hi] + x[lo] * s[hi];
+                    }
                 }
             }
         }
@@ -437,10 +437,68 @@ fn shifted_sum_exp(row: &[f32], mut exps: Option<&mut [f32]>) -> (f32, f32) {
     (max, sums[0])
 }
 
+/// `Σ x·y` in sixteen lanes counted from the start, added in a fixed tree (the same bits on
+/// every CPU and thread count; vectorised, where a plain running sum is not).
+#[inline(always)]
+fn lane_dot(x: &[f32], y: &[f32]) -> f32 {
+    const L: usize = 16;
+    let mut lanes = [0.0f32; L];
+    let n = x.len().min(y.len());
+    let full = n / L * L;
+    for c in (0..full).step_by(L) {
+        for l in 0..L {
+            lanes[l] = x[c + l].mul_add(y[c + l], lanes[l]);
+        }
+    }
+    for l in 0..n - full {
+        lanes[l] = x[full + l].mul_add(y[full + l], lanes[l]);
+    }
+    let mut width = L;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            lanes[l] += lanes[l + width];
+        }
+    }
+    lanes[0]
+}
+
 /// `1 / sqrt(mean(x²) + eps)` of one row.
+#[inline(always)]
 fn inverse_rms(x: &[f32], eps: f64) -> f32 {
-    let mean = x.iter().map(|x| x * x).sum::<f32>() / x.len() as f32;
+    let mean = lane_dot(x, x) / x.len() as f32;
     1.0 / (mean + eps as f32).sqrt()
+}
+
+/// RMSNorm of rows of `gamma.len()` values.
+#[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
+fn rms_rows(x: &[f32], gamma: &[f32], eps: f64, out: &mut [f32]) {
+    let d = gamma.len();
+    for (y, x) in out.chunks_mut(d).zip(x.chunks(d)) {
+        let inv = inverse_rms(x, eps);
+        for ((y, &x), &g) in y.iter_mut().zip(x).zip(gamma) {
+            *y = x * inv * g;
+        }
+    }
+}
+
+/// RMSNorm's input gradient for rows of `gamma.len()` values, into `dx`, and their part of the
+/// weight's gradient added to `sum` row by row.
+#[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
+fn rms_backward_rows(x: &[f32], dy: &[f32], gamma: &[f32], eps: f64, dx: &mut [f32], sum: &mut [f32]) {
+    let d = gamma.len();
+    let mut h = vec![0.0f32; d];
+    for ((dx, x), dy) in dx.chunks_mut(d).zip(x.chunks(d)).zip(dy.chunks(d)) {
+        let inv = inverse_rms(x, eps);
+        for ((h, &dy), &g) in h.iter_mut().zip(dy).zip(gamma) {
+            *h = dy * g;
+        }
+        let c = inv * inv * inv * (lane_dot(x, &h) / d as f32);
+        for j in 0..d {
+            dx[j] = inv * h[j] - x[j] * c;
+            sum[j] += dy[j] * x[j] * inv;
+        }
+    }
 }
 
 #[cfg(test)]

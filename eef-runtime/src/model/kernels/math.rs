@@ -11,7 +11,10 @@ pub fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer
     let x = x.clamp(-87.0, 88.0);
-    let n = x.mul_add(LOG2E, ROUND) - ROUND;
+    // `t` holds the rounded `n = round(x / ln 2)` in its low mantissa bits (|n| < 2^22), read
+    // as an integer below without a float-to-integer conversion (which does not vectorise).
+    let t = x.mul_add(LOG2E, ROUND);
+    let n = t - ROUND;
     let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
     let mut p = 1.987_569_1e-4f32;
     p = p.mul_add(r, 1.398_199_9e-3);
@@ -20,7 +23,9 @@ pub fn exp(x: f32) -> f32 {
     p = p.mul_add(r, 1.666_666_5e-1);
     p = p.mul_add(r, 0.5);
     let p = (p * r).mul_add(r, r) + 1.0;
-    p * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    // 2^n: the exponent field n + 127.
+    let two_n = f32::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23);
+    p * two_n
 }
 
 /// `ln x` for a positive, normal `x` to about 1 ulp.
