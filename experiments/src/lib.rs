@@ -9,6 +9,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod act_bench;
 pub mod cli;
 pub mod export;
 pub mod hf_export;

@@ -130,7 +130,9 @@ fn decode_group<B: LmBackend, R: Rng>(model: &Llama<B>, rows: Vec<Start<B, R>>, 
     let cached = total - new;
     let layers = model.layers.len();
     let mut ids = Vec::with_capacity(n * new);
-    let mut past: Vec<(Vec<Tensor<B, 4>>, Vec<Tensor<B, 4>>)> = vec![(Vec::new(), Vec::new()); layers];
+    // Per layer, the key and value pieces to concatenate: from the cache, then the new columns.
+    type Pieces<B> = (Vec<Tensor<B, 4>>, Vec<Tensor<B, 4>>);
+    let mut past: Vec<Pieces<B>> = vec![(Vec::new(), Vec::new()); layers];
     let mut live: Vec<(usize, Live<R>)> = Vec::with_capacity(n);
     for (i, Start { mut row, kv, .. }) in rows.into_iter().enumerate() {
         let p = row.prompt.len();

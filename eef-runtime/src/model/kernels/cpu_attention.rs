@@ -97,7 +97,8 @@ pub fn backward(q: &[f32], k: &[f32], v: &[f32], out: &[f32], lse: &[f32], grad:
     let mut dv = vec![0.0f32; v.len()];
     // One task per key-value head: it owns that head's key and value gradients and the query
     // gradients of the query heads that read it.
-    let group = |(g, ((dq, dk), dv)): (usize, ((&mut [f32], &mut [f32]), &mut [f32]))| {
+    type Grads<'a> = ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]);
+    let group = |(g, ((dq, dk), dv)): (usize, Grads<'_>)| {
         let (bi, kh) = (g / d.kv_heads, g % d.kv_heads);
         let (kv, first) = (g * kv_len, (bi * d.heads + kh * d.rep()) * head_len);
         let rows = first..first + d.rep() * head_len;
