@@ -16,7 +16,7 @@ use eef_runtime::model::data_parallel::{self, shards, ClusterSettings, ModelShap
 use eef_runtime::model::{Batch, CpuTrain, Llama, LlamaConfig, LmPolicy, LmSettings, LoraSettings, Row, TrainSettings, Trainer};
 use eef_runtime::policy::{DpoConfig, Policy, TrainConfig};
 use eef_runtime::selection::PreferencePair;
-use eef_runtime::{Actor, Source, StartState, Termination, Trajectory, Turn};
+use eef_runtime::{Actor, Trajectory, Turn};
 
 /// The shape of a model without adapters.
 fn plain(config: &LlamaConfig) -> ModelShape<'_> {
@@ -119,21 +119,7 @@ fn turn(observation: &str, action: &str) -> Turn {
 }
 
 fn trajectory(k: usize, turns: Vec<Turn>, success: bool) -> Trajectory {
-    Trajectory {
-        id: format!("t{k}"),
-        task_id: format!("task-{k}").into(),
-        instruction: format!("open vault {k} of {}", k * 7 % 11),
-        source: Source::Expert,
-        start: StartState::TaskStart,
-        sample: 0,
-        seed: 0,
-        turns,
-        final_observation: String::new(),
-        termination: Termination::Done,
-        reward: if success { 1.0 } else { 0.0 },
-        success,
-        provenance: None,
-    }
+    common::expert_trajectory(k, format!("open vault {k} of {}", k * 7 % 11), turns, success)
 }
 
 fn data() -> Vec<Trajectory> {

@@ -2,6 +2,8 @@
 //! were written by scripts/make_hf_fixtures.py (tiny random models and tokenizers in the formats
 //! Llama-3.x, Qwen2.5 and Mistral ship in, with transformers' logits, renderings and masks).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
@@ -350,25 +352,9 @@ fn stop_ids_come_from_generation_config_and_include_the_end_of_turn() {
 
 /// A trajectory with thoughts: `(observation, thought, action, trainable)` per turn.
 fn react_trajectory(k: usize, turns: &[(&str, &str, &str, bool)]) -> eef_runtime::Trajectory {
-    use eef_runtime::{Actor, Source, StartState, Termination, Trajectory, Turn};
-    Trajectory {
-        id: format!("t{k}"),
-        task_id: format!("task-{k}").into(),
-        instruction: format!("buy red socks {k}"),
-        source: Source::Expert,
-        start: StartState::TaskStart,
-        sample: 0,
-        seed: 0,
-        turns: turns
-            .iter()
-            .map(|(o, t, a, trainable)| Turn { observation: (*o).into(), thought: Some((*t).into()), action: (*a).into(), actor: Actor::Expert, reward: 0.0, trainable: *trainable })
-            .collect(),
-        final_observation: String::new(),
-        termination: Termination::Done,
-        reward: 1.0,
-        success: true,
-        provenance: None,
-    }
+    use eef_runtime::{Actor, Turn};
+    let turns = turns.iter().map(|(o, t, a, trainable)| Turn { observation: (*o).into(), thought: Some((*t).into()), action: (*a).into(), actor: Actor::Expert, reward: 0.0, trainable: *trainable }).collect();
+    common::expert_trajectory(k, format!("buy red socks {k}"), turns, true)
 }
 
 #[test]

@@ -34,22 +34,9 @@ fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
 /// A successful expert trajectory `t{k}` on task `task-{k}`: `(observation, action, trainable)`
 /// per turn.
 fn expert_success(k: usize, instruction: String, turns: Vec<(String, String, bool)>) -> eef_runtime::Trajectory {
-    use eef_runtime::{Actor, Source, StartState, Termination, Trajectory, Turn};
-    Trajectory {
-        id: format!("t{k}"),
-        task_id: format!("task-{k}").into(),
-        instruction,
-        source: Source::Expert,
-        start: StartState::TaskStart,
-        sample: 0,
-        seed: 0,
-        turns: turns.into_iter().map(|(observation, action, trainable)| Turn { observation, thought: None, action, actor: Actor::Expert, reward: 0.0, trainable }).collect(),
-        final_observation: String::new(),
-        termination: Termination::Done,
-        reward: 1.0,
-        success: true,
-        provenance: None,
-    }
+    use eef_runtime::{Actor, Turn};
+    let turns = turns.into_iter().map(|(observation, action, trainable)| Turn { observation, thought: None, action, actor: Actor::Expert, reward: 0.0, trainable }).collect();
+    common::expert_trajectory(k, instruction, turns, true)
 }
 
 #[test]

@@ -3,13 +3,15 @@
 //! templates (the Llama-3.2 and Qwen2.5 fixtures of tests/data/hf); pieces of long trajectories;
 //! packed rows; the fallback for a template that rewrites earlier turns.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use eef_runtime::model::chat::{AnswerFormat, Chat, ChatSettings, SequenceForm, SequenceSettings, Tokens};
 use eef_runtime::model::{hf, row, Cpu, Llama, LlamaConfig, Tok};
-use eef_runtime::{Actor, Source, StartState, Termination, Trajectory, Turn};
+use eef_runtime::{Actor, Trajectory, Turn};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/hf").join(name)
@@ -18,30 +20,17 @@ fn fixture(name: &str) -> PathBuf {
 /// A WebShop-like episode with thoughts: the first `prefix` turns are an untrained expert prefix,
 /// turn 3 is masked (a harmful action), the rest trained.
 fn episode(k: usize, turns: usize, prefix: usize) -> Trajectory {
-    Trajectory {
-        id: format!("t{k}"),
-        task_id: format!("task-{k}").into(),
-        instruction: format!("i need a pack of {k} red cotton socks, price lower than 30.00 dollars"),
-        source: Source::Expert,
-        start: StartState::TaskStart,
-        sample: 0,
-        seed: 0,
-        turns: (0..turns)
-            .map(|i| Turn {
-                observation: format!("page {i} [SEP] results [SEP] B0{k}{i} [SEP] red socks, cotton, pack of {i} [SEP] $1{i}.99"),
-                thought: Some(format!("Item {i} looks close; I check it.")),
-                action: if i == 0 { "search[red cotton socks]".into() } else { format!("click[b0{k}{i}]") },
-                actor: if i < prefix { Actor::Expert } else { Actor::Policy },
-                reward: 0.0,
-                trainable: i >= prefix && i != 3,
-            })
-            .collect(),
-        final_observation: String::new(),
-        termination: Termination::Done,
-        reward: 1.0,
-        success: true,
-        provenance: None,
-    }
+    let turns = (0..turns)
+        .map(|i| Turn {
+            observation: format!("page {i} [SEP] results [SEP] B0{k}{i} [SEP] red socks, cotton, pack of {i} [SEP] $1{i}.99"),
+            thought: Some(format!("Item {i} looks close; I check it.")),
+            action: if i == 0 { "search[red cotton socks]".into() } else { format!("click[b0{k}{i}]") },
+            actor: if i < prefix { Actor::Expert } else { Actor::Policy },
+            reward: 0.0,
+            trainable: i >= prefix && i != 3,
+        })
+        .collect();
+    common::expert_trajectory(k, format!("i need a pack of {k} red cotton socks, price lower than 30.00 dollars"), turns, true)
 }
 
 fn settings(form: SequenceForm, max_len: usize) -> SequenceSettings {

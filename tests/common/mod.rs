@@ -9,7 +9,7 @@ use eef_runtime::policy::{Policy, TabularPolicy, TrainConfig};
 use eef_runtime::reward::FinalReward;
 use eef_runtime::rollout::{CancellationToken, EpisodeJob, RolloutConfig, Rollouts};
 use eef_runtime::selection::{PlanContext, Selector, Sft, TaskGroup};
-use eef_runtime::{Source, Split, Task, Trajectory};
+use eef_runtime::{Source, Split, StartState, Task, Termination, Trajectory, Turn};
 
 /// A small Vault: 16 training tasks, 8 test tasks, half of them hard.
 pub fn small_vault() -> VaultConfig {
@@ -110,4 +110,24 @@ pub fn model_weights<B: eef_runtime::model::LmAutodiffBackend>(m: &eef_runtime::
 pub fn worst(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// An expert trajectory `t{k}` on task `task-{k}` from the task's start, ended by the
+/// environment: a success (reward 1) or a failure (reward 0).
+pub fn expert_trajectory(k: usize, instruction: String, turns: Vec<Turn>, success: bool) -> Trajectory {
+    Trajectory {
+        id: format!("t{k}"),
+        task_id: format!("task-{k}").into(),
+        instruction,
+        source: Source::Expert,
+        start: StartState::TaskStart,
+        sample: 0,
+        seed: 0,
+        turns,
+        final_observation: String::new(),
+        termination: Termination::Done,
+        reward: if success { 1.0 } else { 0.0 },
+        success,
+        provenance: None,
+    }
 }
