@@ -66,6 +66,8 @@ fn seeds_runs_each_seed_in_its_own_directory_and_summarises_them() {
         assert!(tmp.path().join(format!("few-seed{seed}/report.json")).exists(), "seed {seed} ran in its own directory");
     }
     assert!(md.contains("over 3 seeds (5, 6, 7)") && md.contains("| EEF |") && md.contains("| SFT |"), "{md}");
+    let eef = md.lines().find(|l| l.starts_with("| EEF |")).unwrap();
+    assert_eq!(eef.matches("% / ").count(), 3, "each seed's win rate and reward: {eef}");
     assert_eq!(std::fs::read_to_string(tmp.path().join("few-seeds.md")).unwrap(), md);
 }
 

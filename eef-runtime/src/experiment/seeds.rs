@@ -14,7 +14,7 @@ fn summary(values: &[f64]) -> (f64, [f64; 2]) {
 
 /// The Markdown summary of `reports` (one per seed, `seeds[i]` for `reports[i]`): per method, the
 /// mean over seeds of the reported iteration's test win rate and average reward, with the 95%
-/// bootstrap interval over seeds, and every seed's own value.
+/// bootstrap interval over seeds, and every seed's own win rate and reward.
 pub fn seeds_markdown(seeds: &[u64], reports: &[Report]) -> String {
     let mut s = String::new();
     let Some(first) = reports.first() else {
@@ -26,13 +26,13 @@ pub fn seeds_markdown(seeds: &[u64], reports: &[Report]) -> String {
         "Each cell: the mean over seeds of each run's reported iteration (chosen as in a single run: on the dev split \
          when there is one), with a 95% bootstrap interval over the seeds; then each seed's value.\n"
     );
-    let _ = writeln!(s, "| Method | Win rate | Avg reward | Per seed (win rate) |");
+    let _ = writeln!(s, "| Method | Win rate | Avg reward | Per seed (win rate / reward) |");
     let _ = writeln!(s, "|---|---:|---:|---|");
     let expert: Vec<(f64, f64)> = reports.iter().map(|r| (r.expert_eval.win_rate, r.expert_eval.avg_reward)).collect();
     let row = |s: &mut String, label: &str, values: &[(f64, f64)]| {
         let (w, wci) = summary(&values.iter().map(|v| v.0).collect::<Vec<_>>());
         let (r, rci) = summary(&values.iter().map(|v| v.1).collect::<Vec<_>>());
-        let each = values.iter().map(|v| format!("{:.1}%", 100.0 * v.0)).collect::<Vec<_>>().join(", ");
+        let each = values.iter().map(|v| format!("{:.1}% / {:.3}", 100.0 * v.0, v.1)).collect::<Vec<_>>().join(", ");
         let _ = writeln!(
             s,
             "| {label} | {:.1}% [{:.1}, {:.1}] | {r:.3} [{:.3}, {:.3}] | {each} |",
