@@ -169,7 +169,7 @@ fn sft_and_dpo_on_two_peers_equal_one_device_and_repeat_exactly() {
             PreferencePair { task_id: c.task_id.clone(), chosen: c.clone(), rejected }
         })
         .collect();
-    let dpo = TrainConfig { dpo: DpoConfig { epochs: 2, ..DpoConfig::default() }, iteration: 1, seed: 3, ..TrainConfig::default() };
+    let dpo = TrainConfig { dpo: DpoConfig { epochs: 2, pairs_per_step: 4, ..DpoConfig::default() }, iteration: 1, seed: 3, ..TrainConfig::default() };
     let run = |devices: Vec<usize>| {
         let mut p = LmPolicy::<CpuTrain>::new(settings(devices), Default::default());
         let sft = p.train(&data, &cfg).unwrap();

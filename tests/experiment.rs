@@ -89,14 +89,36 @@ fn the_loop_writes_everything_and_eef_beats_rft() {
         let chosen = m.best().unwrap();
         let dev = |it: &eef_runtime::experiment::IterationReport| it.dev.as_ref().unwrap().win_rate;
         assert!(m.iterations.iter().all(|it| dev(it) <= dev(chosen)), "{}: the best iteration is the best on dev", m.label);
-        assert!(chosen.eval.win_rate_ci[0] <= chosen.eval.win_rate && chosen.eval.win_rate <= chosen.eval.win_rate_ci[1]);
+        // The interval is the task bootstrap of this evaluation: recomputed from its per-task
+        // results, and as wide as 30 test tasks make it (binomial: ±1.96·√(p(1−p)/30)).
+        let e = &chosen.eval;
+        assert_eq!(e.tasks.len(), 30, "{}: one entry per test task", m.label);
+        let per_task: Vec<f64> = e.tasks.values().map(|v| v[0]).collect();
+        assert_eq!(e.win_rate_ci, eef_runtime::experiment::metrics::bootstrap_ci(&per_task));
+        let half = 1.96 * (e.win_rate * (1.0 - e.win_rate) / 30.0).sqrt();
+        assert!(((e.win_rate_ci[1] - e.win_rate_ci[0]) / 2.0 - half).abs() < 0.05 + half * 0.25, "{}: {:?} vs ±{half:.3}", m.label, e.win_rate_ci);
     }
     assert_eq!(report.methods[0].iterations.len(), 1, "SFT has only iteration 0");
     // The paper's mechanism numbers: tasks solved in the training set grow, recovery states
     // accumulate, harmful segments are counted from the labels.
     let eef_rows = &report.methods.iter().find(|m| m.label == "EEF").unwrap().iterations;
     assert!(eef_rows[1].tasks_solved > eef_rows[0].tasks_solved, "EEF's training set covers more tasks than SFT's");
-    assert!(eef_rows[2].recovery_states_total >= eef_rows[1].recovery_states_total && eef_rows[1].recovery_states_total >= eef_rows[1].recovery_states);
+    // Recovery states: counted from what entered the training sets, and found in both
+    // iterations (so the accumulation below is not vacuous).
+    let recoveries = |k: usize| -> std::collections::BTreeSet<String> {
+        let data: Vec<eef_runtime::selection::TrainingExample> = eef_runtime::jsonl::read(&root.join(format!("eef/iter-{k}/dataset.jsonl"))).unwrap();
+        data.into_iter()
+            .filter_map(|e| match (e.reason, e.trajectory.start) {
+                (eef_runtime::selection::Reason::Recovery { beneficial_to, .. }, eef_runtime::StartState::Expert { trajectory, .. }) => Some(format!("{trajectory}@{beneficial_to}")),
+                _ => None,
+            })
+            .collect()
+    };
+    let (first, second) = (recoveries(1), recoveries(2));
+    assert!(eef_rows[1].recovery_states > 0, "EEF found no recovery state: the checks below would be empty");
+    assert_eq!(eef_rows[1].recovery_states_total, first.len());
+    assert_eq!(eef_rows[2].recovery_states_total, second.len());
+    assert!(first.is_subset(&second), "the training set accumulates: iteration 1's recovery states stay");
     let segments: Vec<eef_runtime::selection::Segment> = eef_runtime::jsonl::read(&root.join("eef/iter-1/segments.jsonl")).unwrap();
     let harmful = segments.iter().filter(|x| x.kind == eef_runtime::selection::SegmentKind::Harmful).count();
     assert_eq!(eef_rows[1].harmful_segments, harmful);
@@ -156,6 +178,15 @@ impl Policy for KilledAfter {
 /// Every JSONL file under `root` (relative path, bytes), sorted by path, but the live-metrics
 /// log (`metrics.jsonl`: times and throughputs, appended to by a resumed run).
 fn jsonl_files(root: &Path) -> Vec<(String, Vec<u8>)> {
+    walk(root)
+        .into_iter()
+        .filter(|p| p.ends_with(".jsonl") && !p.ends_with("metrics.jsonl"))
+        .map(|p| (p.clone(), std::fs::read(root.join(&p)).unwrap()))
+        .collect()
+}
+
+/// Every file under `root`, as paths relative to it, sorted.
+fn walk(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_owned()];
     while let Some(d) = stack.pop() {
@@ -163,8 +194,8 @@ fn jsonl_files(root: &Path) -> Vec<(String, Vec<u8>)> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "jsonl") && !p.ends_with("metrics.jsonl") {
-                out.push((p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
+            } else {
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
             }
         }
     }
@@ -239,18 +270,17 @@ fn a_run_killed_after_training_reuses_the_trained_checkpoints() {
     let expected = run(config(tmp.path())).unwrap();
     // Kill after every training step but before the evaluations were recorded.
     let root = tmp.path().join("small");
-    let mut removed = 0;
-    for dir in ["sft", "rft/iter-1", "rft/iter-2", "rft-x6/iter-1", "rft-x6/iter-2", "eef/iter-1", "eef/iter-2"] {
-        assert!(root.join(dir).join("checkpoint/trained.json").exists(), "{dir}: no trained.json");
+    let trained: Vec<String> = walk(&root).into_iter().filter(|p| p.ends_with("/checkpoint/trained.json")).collect();
+    let dirs = ["sft", "rft/iter-1", "rft/iter-2", "rft-x6/iter-1", "rft-x6/iter-2", "eef/iter-1", "eef/iter-2"];
+    assert_eq!(trained, dirs.iter().map(|d| format!("{d}/checkpoint/trained.json")).collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>(), "every trained iteration is killed below");
+    for dir in dirs {
         std::fs::remove_file(root.join(dir).join("iteration.json")).unwrap();
-        removed += 1;
     }
     std::fs::remove_file(root.join("report.json")).unwrap();
     let trains = Arc::new(AtomicUsize::new(0));
     let counter = trains.clone();
     let exp = eef_experiments::vault::experiment(config(tmp.path())).unwrap().policy(move || CountingTrains { inner: TabularPolicy::default(), trains: counter.clone() });
     let resumed = runtime().block_on(exp.run()).unwrap();
-    assert_eq!(removed, 7);
     assert_eq!(trains.load(Ordering::SeqCst), 0, "trained policies are loaded, not trained again");
     assert_eq!(resumed.methods, expected.methods);
 }
@@ -288,19 +318,24 @@ fn a_preference_method_with_a_policy_that_cannot_train_on_preferences_is_refused
 
 #[test]
 fn a_budget_matched_rft_explores_as_many_episodes_as_eef() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut c = config(tmp.path());
-    c.experiment.iterations = 1;
-    c.methods = vec![
-        eef_runtime::config::MethodConfig::new("eef"),
-        eef_runtime::config::MethodConfig { match_budget_of: Some("eef".into()), ..eef_runtime::config::MethodConfig::new("rft") },
-    ];
-    let report = run(c).unwrap();
-    let episodes = |label: &str| report.methods.iter().find(|m| m.label == label).unwrap().iterations[1].explore.as_ref().unwrap().episodes;
-    assert!(episodes("EEF") > report.train_tasks, "EEF probes expert states too");
-    assert_eq!(episodes("RFT (EEF budget)"), episodes("EEF"));
-    let md = std::fs::read_to_string(tmp.path().join("small/report.md")).unwrap();
-    assert!(md.contains("Episodes simulated"), "{md}");
+    // At the defaults, and with EEF's samples and params changed: the budget is the EEF method's
+    // actual episodes, not what the `[eef]` section alone would plan.
+    for eef in ["", "samples = 2\nparams = { states = 3 }"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let head = CONFIG.split("[[methods]]").next().unwrap();
+        let tail = &CONFIG[CONFIG.find("[environment]").unwrap()..];
+        let text = format!("{head}[[methods]]\nselector = \"eef\"\n{eef}\n[[methods]]\nselector = \"rft\"\nmatch_budget_of = \"eef\"\n\n{tail}");
+        let mut c = ExperimentConfig::from_toml("budget.toml", &text).unwrap();
+        c.experiment.run_dir = tmp.path().to_owned();
+        c.experiment.iterations = 1;
+        let report = run(c).unwrap();
+        let eef_label = if eef.is_empty() { "EEF" } else { "EEF x2" };
+        let episodes = |label: &str| report.methods.iter().find(|m| m.label == label).unwrap().iterations[1].explore.as_ref().unwrap().episodes;
+        assert!(episodes(eef_label) > report.train_tasks, "EEF probes expert states too");
+        assert_eq!(episodes("RFT (EEF budget)"), episodes(eef_label), "{eef}");
+        let md = std::fs::read_to_string(tmp.path().join("small/report.md")).unwrap();
+        assert!(md.contains("Episodes simulated"), "{md}");
+    }
 }
 
 #[test]
@@ -405,4 +440,103 @@ fn resuming_a_run_of_other_code_is_refused_unless_asked_for() {
     go("bbb", true).unwrap();
     let recorded: CodeIdentity = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("small/code.json")).unwrap()).unwrap();
     assert_eq!(recorded, code("bbb"), "the run now records the code that continued it");
+}
+
+/// A tabular policy that numbers its weights: every training call makes a new version (saved with
+/// the checkpoint), and every call is logged with the version it saw.
+struct Versioned {
+    inner: TabularPolicy,
+    version: u64,
+    next: Arc<AtomicUsize>,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Versioned {
+    fn record(&self, event: String) {
+        let mut log = self.log.lock().unwrap();
+        if log.last() != Some(&event) {
+            log.push(event);
+        }
+    }
+    fn bump(&mut self) -> u64 {
+        self.version = self.next.fetch_add(1, Ordering::SeqCst) as u64 + 1;
+        self.version
+    }
+}
+
+impl Policy for Versioned {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn act_batch(&self, requests: &[ActRequest]) -> Vec<Result<Act, PolicyError>> {
+        self.record(format!("act v{}", self.version));
+        self.inner.act_batch(requests)
+    }
+    fn train(&mut self, data: &[Trajectory], config: &TrainConfig) -> Result<TrainReport, PolicyError> {
+        let from = self.version;
+        let to = self.bump();
+        self.record(format!("sft v{from} -> v{to}"));
+        // A few trajectories only, so that the policy fails some tasks the expert solved (a
+        // table trained on every expert success replays them, and explorations would all tie).
+        let few: Vec<Trajectory> = data.iter().take(3).cloned().collect();
+        self.inner.train(&few, config)
+    }
+    fn supports_preferences(&self) -> bool {
+        true
+    }
+    fn train_preferences(&mut self, pairs: &[eef_runtime::selection::PreferencePair], config: &TrainConfig) -> Result<TrainReport, PolicyError> {
+        let from = self.version;
+        let to = self.bump();
+        self.record(format!("dpo v{from} -> v{to} ({} pairs, lr share {})", pairs.len(), config.dpo.learning_rate_ratio_at(config.iteration)));
+        // One pair only, so that failures (and pairs) remain for the next iteration.
+        self.inner.train_preferences(&pairs[..1.min(pairs.len())], config)
+    }
+    fn save(&self, dir: &Path) -> Result<(), PolicyError> {
+        std::fs::write(dir.join("version"), self.version.to_string()).unwrap();
+        self.inner.save(dir)
+    }
+    fn load(&mut self, dir: &Path) -> Result<(), PolicyError> {
+        self.version = std::fs::read_to_string(dir.join("version")).unwrap().parse().unwrap();
+        self.inner.load(dir)
+    }
+}
+
+#[test]
+fn eto_iterations_are_dpo_alone_from_the_model_they_explored_with() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = config(tmp.path());
+    c.methods = vec![eef_runtime::config::MethodConfig::new("sft"), eef_runtime::config::MethodConfig::new("eto")];
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let (l, n) = (log.clone(), next.clone());
+    let exp = eef_experiments::vault::experiment(c).unwrap().policy(move || Versioned { inner: TabularPolicy::default(), version: 0, next: n.clone(), log: l.clone() });
+    let report = runtime().block_on(exp.run()).unwrap();
+    let log = log.lock().unwrap().clone();
+    // SFT trains v1 from the base; ETO's first iteration explores with v1 and trains v2 from it,
+    // its second explores with v2 and trains v3 from it. No supervised pass after SFT.
+    let expected = ["sft v0 -> v1", "act v1", "dpo v1 -> v2", "act v2", "dpo v2 -> v3", "act v3"];
+    let shape: Vec<String> = log.iter().map(|e| e.split(" (").next().unwrap().to_owned()).collect();
+    let eto_rows = &report.methods.iter().find(|m| m.label == "ETO").unwrap().iterations;
+    assert_eq!(shape, expected, "{log:#?} {:?}", eto_rows.iter().map(|r| (r.explore.clone(), r.pairs)).collect::<Vec<_>>());
+    assert!(log[2].ends_with("lr share 0.05)") && log[4].ends_with("lr share 0.025)"), "{log:#?}");
+
+    let eto = report.methods.iter().find(|m| m.label == "ETO").unwrap();
+    let root = tmp.path().join("small");
+    let experts: Vec<Trajectory> = eef_runtime::jsonl::read(&root.join("expert.jsonl")).unwrap();
+    let solved: std::collections::BTreeSet<_> = experts.iter().filter(|t| t.success).map(|t| t.task_id.clone()).collect();
+    for k in 1..=2 {
+        let it = &eto.iterations[k];
+        assert_eq!(it.explore.as_ref().unwrap().episodes, solved.len(), "one exploration per task the expert solved");
+        assert_eq!(it.training_examples, 0, "no supervised examples");
+        let pairs: Vec<eef_runtime::selection::PreferencePair> = eef_runtime::jsonl::read(&root.join(format!("eto/iter-{k}/dataset-pairs.jsonl"))).unwrap();
+        let mine: Vec<eef_runtime::selection::PreferencePair> = eef_runtime::jsonl::read(&root.join(format!("eto/iter-{k}/pairs.jsonl"))).unwrap();
+        assert!(!mine.is_empty(), "iteration {k} found no pairs: the check would be empty");
+        let ids = |v: &[eef_runtime::selection::PreferencePair]| {
+            let mut ids: Vec<(String, String)> = v.iter().map(|p| (p.chosen.id.clone(), p.rejected.id.clone())).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(&pairs), ids(&mine), "iteration {k} trains on its own pairs alone");
+        assert!(pairs.iter().all(|p| p.rejected.id.starts_with(&format!("eto/it{k}/")) || p.chosen.id.starts_with(&format!("eto/it{k}/"))));
+    }
 }

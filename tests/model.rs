@@ -494,9 +494,18 @@ fn dpo_raises_the_chosen_minus_rejected_margin() {
         ll.chunks(2).map(|c| c[0] - c[1]).collect()
     };
     let before = margins(&p);
-    let cfg = TrainConfig { dpo: DpoConfig { epochs: 20, learning_rate_ratio: 1.0, ..DpoConfig::default() }, iteration: 1, ..TrainConfig::default() };
+    let dir = tempfile::tempdir().unwrap();
+    let live_path = dir.path().join("metrics.jsonl");
+    let live = eef_runtime::live::LiveMetrics::open(&live_path).unwrap().scoped("ETO", 1);
+    let cfg = TrainConfig { dpo: DpoConfig { epochs: 20, learning_rate_ratio: 1.0, pairs_per_step: 2, ..DpoConfig::default() }, iteration: 1, live, ..TrainConfig::default() };
     let report = p.train_preferences(&pairs, &cfg).unwrap();
     assert_eq!(report.trajectories, 12);
+    // The reference is the policy as DPO starts: every margin starts at 0, so the first step's
+    // loss is ln 2 exactly (another reference would give another loss).
+    let steps: Vec<_> = eef_runtime::live::read(&live_path).unwrap().into_iter().filter(|r| r.event == "train_step").collect();
+    assert_eq!(steps.len(), 20 * 3, "20 epochs of 6 pairs, 2 per step");
+    let first = steps[0].loss.unwrap();
+    assert!((first - std::f64::consts::LN_2).abs() < 1e-4, "first DPO step's loss {first} is not ln 2");
     let after = margins(&p);
     for (i, (b, a)) in before.iter().zip(&after).enumerate() {
         assert!(a > b, "pair {i}: margin {b:.3} -> {a:.3}");

@@ -267,6 +267,7 @@ fn an_expert_prefix_whose_replay_differs_from_the_record_is_not_evidence() {
         id: format!("{}/s3/0", first.task.id),
         start: eef_runtime::StartState::Expert { trajectory: recorded.id.clone(), step: 3 },
         prefix,
+        state_observation: Some(recorded.turns[3].observation.clone()),
         ..first.clone()
     };
     let faithful = runtime().block_on(play(&r, expert.clone(), vec![from_state(recorded.turns[..3].to_vec())])).unwrap();
@@ -276,8 +277,46 @@ fn an_expert_prefix_whose_replay_differs_from_the_record_is_not_evidence() {
     // Expert data rendered by another implementation: turn 1's observation differs.
     let mut imported = recorded.turns[..3].to_vec();
     imported[1].observation.push_str(" [as another implementation renders it]");
-    let diverged = runtime().block_on(play(&r, expert, vec![from_state(imported)])).unwrap();
+    let diverged = runtime().block_on(play(&r, expert.clone(), vec![from_state(imported)])).unwrap();
     assert_eq!(diverged[0].termination, Termination::ReplayDiverged { step: 1 });
+
+    // Only the probed state itself differs (the replay's last action lands elsewhere): the
+    // state's own observation is checked too.
+    let mut elsewhere = from_state(recorded.turns[..3].to_vec());
+    elsewhere.state_observation.as_mut().unwrap().push_str(" [another state]");
+    let diverged = runtime().block_on(play(&r, expert.clone(), vec![elsewhere])).unwrap();
+    assert_eq!(diverged[0].termination, Termination::ReplayDiverged { step: 3 });
+    assert!(diverged[0].turns.iter().all(|t| t.actor == eef_runtime::Actor::Expert), "the policy never acted");
+
+    // The from_plan path records the state's observation from the expert's next turn.
+    let planned = EpisodeJob::from_plan("p".into(), &first.task, &eef_runtime::StartState::Expert { trajectory: recorded.id.clone(), step: 3 }, std::slice::from_ref(&recorded), 0, 9, 0.0, first.source.clone()).unwrap();
+    assert_eq!(planned.state_observation.as_deref(), Some(recorded.turns[3].observation.as_str()));
+    let last = recorded.turns.len();
+    let after_end = EpisodeJob::from_plan("q".into(), &first.task, &eef_runtime::StartState::Expert { trajectory: recorded.id.clone(), step: last }, std::slice::from_ref(&recorded), 0, 9, 0.0, first.source.clone()).unwrap();
+    assert_eq!(after_end.state_observation, None, "no recorded continuation after the last action");
+}
+
+#[test]
+fn a_replayed_prefix_that_ends_the_episode_where_the_recording_went_on_is_not_evidence() {
+    let cfg = small_vault();
+    let expert: Arc<dyn Policy> = Arc::new(ScriptedExpert::new(&World::new(&cfg)));
+    let r = engine(VaultEnv::factory(&cfg), 1, None);
+    let first = jobs(&cfg, 1).remove(0);
+    let recorded = runtime().block_on(play(&r, expert.clone(), vec![first.clone()])).unwrap().remove(0);
+    assert_eq!(recorded.termination, Termination::Done, "{}", recorded.summary());
+    // A recording that claims the episode went on after its final action (as data from another
+    // implementation might): replaying every action ends the episode instead.
+    let n = recorded.turns.len();
+    let job = EpisodeJob {
+        id: format!("{}/s{n}/0", first.task.id),
+        start: eef_runtime::StartState::Expert { trajectory: recorded.id.clone(), step: n },
+        prefix: recorded.turns.clone(),
+        state_observation: Some(recorded.final_observation.clone()),
+        ..first.clone()
+    };
+    let out = runtime().block_on(play(&r, expert, vec![job])).unwrap().remove(0);
+    assert_eq!(out.termination, Termination::ReplayDiverged { step: n }, "{}", out.summary());
+    assert!(!out.termination.is_evidence());
 }
 
 /// An environment whose start depends on the reset seed (a shuffled room), like a simulator

@@ -74,12 +74,18 @@ fn eto_snapshot() {
     let picked = select_with_policy(&Eto, 2, |t| t.task_id.to_string().trim_start_matches("vault-").parse::<usize>().unwrap() % 2 == 0);
     let pairs: usize = picked.selections.iter().map(|s| s.pairs.len()).sum();
     assert!(pairs >= 2, "the ETO snapshot must hold preference pairs ({pairs})");
+    let mut cut = 0;
     for s in &picked.selections {
+        assert!(s.examples.is_empty(), "ETO trains by preference alone");
         for p in &s.pairs {
-            assert!(p.chosen.success && !p.rejected.success);
+            // The expert always succeeds with reward 1 here, so no pair is reversed.
+            assert!(p.chosen.success && p.rejected.reward < p.chosen.reward);
+            assert!(p.rejected.turns.len() <= p.chosen.turns.len() + eef_runtime::selection::REJECTED_EXTRA_TURNS);
+            cut += usize::from(p.rejected.turns.len() == p.chosen.turns.len() + eef_runtime::selection::REJECTED_EXTRA_TURNS);
             assert!(p.chosen.turns.iter().chain(&p.rejected.turns).all(|t| t.trainable), "DPO compares whole trajectories");
         }
     }
+    assert!(cut > 0, "the snapshot should show a rejected exploration cut to the expert's length + 5");
     insta::assert_snapshot!("eto", picked.text);
 }
 

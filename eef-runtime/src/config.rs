@@ -90,10 +90,13 @@ pub struct RunConfig {
     pub run_dir: PathBuf,
     /// Explore-select-train iterations per method (paper: 3).
     pub iterations: usize,
-    /// Where each iteration's training starts.
+    /// Where each iteration's supervised training starts (a method that trains by preference
+    /// alone, `eto`, always continues from the previous iteration's model:
+    /// [`crate::selection::Training::Preferences`]).
     pub train_from: TrainFrom,
     /// Whether each iteration trains on everything selected so far (one solution per important
-    /// state, the first found) rather than on this iteration's selection alone.
+    /// state, the first found) rather than on this iteration's selection alone (`eto` always
+    /// trains on its iteration's pairs alone, as ETO does).
     pub accumulate: bool,
     /// Use at most this many training tasks (all if absent).
     pub max_train_tasks: Option<usize>,
@@ -182,12 +185,17 @@ pub struct MethodConfig {
     /// Explorations per planned start state (RFT x6: 6).
     #[serde(default = "one")]
     pub samples: usize,
+    /// Sampling temperature of this method's explorations (defaults to the selector's own, e.g.
+    /// 0 for `eto`, else `[rollout] temperature`).
+    #[serde(default)]
+    pub temperature: Option<f32>,
     /// Iterations for this method (defaults to `[experiment] iterations`; `sft` always has 0).
     #[serde(default)]
     pub iterations: Option<usize>,
-    /// Explore exactly as many episodes per iteration as the named selector plans (e.g.
-    /// `"eef"`: budget-matched RFT), spread over this method's own start states instead of
-    /// `samples` each.
+    /// Explore exactly as many episodes per iteration as this run's method with the named
+    /// selector does (its `params` and `samples`; the selector at its defaults, once per start,
+    /// when no method runs it), e.g. `"eef"`: budget-matched RFT, spread over this method's own
+    /// start states instead of `samples` each.
     #[serde(default)]
     pub match_budget_of: Option<String>,
     /// The expert sources (`[[expert.sources]]` names) this method selects from (all when
@@ -208,7 +216,7 @@ fn one() -> usize {
 impl MethodConfig {
     /// A method with default settings.
     pub fn new(selector: &str) -> Self {
-        MethodConfig { label: None, selector: selector.into(), samples: 1, iterations: None, match_budget_of: None, experts: None, params: None }
+        MethodConfig { label: None, selector: selector.into(), samples: 1, temperature: None, iterations: None, match_budget_of: None, experts: None, params: None }
     }
 
     /// The label used in reports and directory names.
@@ -331,12 +339,18 @@ impl ExperimentConfig {
         if self.rollout.concurrency == 0 {
             return Err(at("concurrency", "rollout.concurrency must be at least 1".into()));
         }
+        if self.train.iteration_epochs == Some(0) {
+            return Err(at("iteration_epochs", "train.iteration_epochs must be at least 1 (leave it out to train the iterations for `epochs`)".into()));
+        }
         if self.methods.is_empty() {
             return Err(at("methods", "list at least one method in [[methods]]".into()));
         }
         for m in &self.methods {
             if m.samples == 0 {
                 return Err(at("samples", format!("method {:?}: samples must be at least 1", m.label())));
+            }
+            if let Some(t) = m.temperature.filter(|t| !(t.is_finite() && *t >= 0.0)) {
+                return Err(at("temperature", format!("method {:?}: temperature must be a finite number of at least 0 (0 = greedy), not {t}", m.label())));
             }
         }
         let mut names: Vec<&str> = self.expert.sources.iter().map(|s| s.name.as_str()).collect();

@@ -93,12 +93,19 @@ pub enum Termination {
         /// The first turn whose replayed observation differed.
         step: usize,
     },
+    /// Replaying the expert prefix ended the episode after its `step` actions, as the recording
+    /// did: the state is terminal and the policy had nothing to act on, so the episode says
+    /// nothing about it (a probe there is not a probe).
+    ReplayEnded {
+        /// Expert actions replayed.
+        step: usize,
+    },
 }
 
 impl Termination {
     /// Whether the episode says something about the policy: it ran to the end or to the step
-    /// limit from the intended state. Environment and policy failures and diverged replays do
-    /// not, and selection never counts them (a crash at an EEF probe is not an unsolvable state).
+    /// limit from the intended state. Environment and policy failures, diverged replays and
+    /// replays that ended the episode do not, and selection never counts them (a crash at an EEF probe is not an unsolvable state).
     pub fn is_evidence(&self) -> bool {
         matches!(self, Termination::Done | Termination::StepLimit)
     }

@@ -1,5 +1,7 @@
 //! Evaluation and exploration statistics.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::trajectory::{StartState, Trajectory};
@@ -23,12 +25,46 @@ pub struct Metrics {
     #[serde(default)]
     pub broken: usize,
     /// 95% bootstrap interval of the win rate (percentile method, [`BOOTSTRAP_RESAMPLES`]
-    /// resamples of the episodes, fixed seed).
+    /// resamples of the **tasks**, every episode of a task kept together, fixed seed).
     #[serde(default)]
     pub win_rate_ci: [f64; 2],
-    /// 95% bootstrap interval of the average reward.
+    /// 95% bootstrap interval of the average reward (tasks resampled).
     #[serde(default)]
     pub avg_reward_ci: [f64; 2],
+    /// Per task (by id): the share of its episodes that succeeded and their mean reward, for
+    /// paired comparisons between methods on the same tasks ([`paired`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tasks: BTreeMap<String, [f64; 2]>,
+}
+
+/// One method's result minus another's on the tasks both were evaluated on, with 95%
+/// paired-bootstrap intervals (the same resampled tasks for both sides).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PairedDifference {
+    /// Tasks both evaluated.
+    pub tasks: usize,
+    /// Difference in win rate.
+    pub win_rate: f64,
+    /// Its 95% interval.
+    pub win_rate_ci: [f64; 2],
+    /// Difference in average reward.
+    pub avg_reward: f64,
+    /// Its 95% interval.
+    pub avg_reward_ci: [f64; 2],
+}
+
+/// `a − b` on their common tasks (`None` when they share none). Each task's difference is one
+/// observation, so what the tasks have in common (some are hard for every method) cancels,
+/// and the interval separates methods that overlapping per-method intervals cannot.
+pub fn paired(a: &Metrics, b: &Metrics) -> Option<PairedDifference> {
+    let diffs: Vec<[f64; 2]> = a.tasks.iter().filter_map(|(k, x)| b.tasks.get(k).map(|y| [x[0] - y[0], x[1] - y[1]])).collect();
+    if diffs.is_empty() {
+        return None;
+    }
+    let w: Vec<f64> = diffs.iter().map(|d| d[0]).collect();
+    let r: Vec<f64> = diffs.iter().map(|d| d[1]).collect();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    Some(PairedDifference { tasks: diffs.len(), win_rate: mean(&w), win_rate_ci: bootstrap_ci(&w), avg_reward: mean(&r), avg_reward_ci: bootstrap_ci(&r) })
 }
 
 /// Resamples behind the bootstrap intervals.
@@ -36,14 +72,30 @@ pub const BOOTSTRAP_RESAMPLES: usize = 2000;
 
 /// The 95% percentile-bootstrap interval of the mean of `values` (deterministic: a fixed seed).
 pub fn bootstrap_ci(values: &[f64]) -> [f64; 2] {
+    bootstrap_ci_within(std::slice::from_ref(&values.to_vec()))
+}
+
+/// The 95% percentile-bootstrap interval of the mean over `groups` of each group's mean, each
+/// group resampled within itself (several seeds' runs: tasks resampled within each seed, the
+/// seeds kept). Deterministic: a fixed seed. Empty groups are left out.
+pub fn bootstrap_ci_within(groups: &[Vec<f64>]) -> [f64; 2] {
     use rand::Rng;
-    let n = values.len();
-    if n == 0 {
+    let groups: Vec<&Vec<f64>> = groups.iter().filter(|g| !g.is_empty()).collect();
+    if groups.is_empty() {
         return [0.0, 0.0];
     }
     let mut rng = crate::seed::rng(0xB007);
     let mut means: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
-        .map(|_| (0..n).map(|_| values[rng.gen_range(0..n)]).sum::<f64>() / n as f64)
+        .map(|_| {
+            let sum: f64 = groups
+                .iter()
+                .map(|g| {
+                    let n = g.len();
+                    (0..n).map(|_| g[rng.gen_range(0..n)]).sum::<f64>() / n as f64
+                })
+                .sum();
+            sum / groups.len() as f64
+        })
         .collect();
     means.sort_by(f64::total_cmp);
     let at = |q: f64| means[((q * (BOOTSTRAP_RESAMPLES - 1) as f64).round() as usize).min(BOOTSTRAP_RESAMPLES - 1)];
@@ -58,6 +110,15 @@ impl Metrics {
             return Metrics::default();
         }
         let nf = n as f64;
+        // Episodes of one task (`[eval] samples` > 1) are not independent: the unit resampled
+        // is the task.
+        let mut by_task: BTreeMap<String, (usize, f64, f64)> = BTreeMap::new();
+        for t in episodes {
+            let e = by_task.entry(t.task_id.to_string()).or_default();
+            *e = (e.0 + 1, e.1 + f64::from(u8::from(t.success)), e.2 + t.reward);
+        }
+        let tasks: BTreeMap<String, [f64; 2]> = by_task.into_iter().map(|(k, (n, w, r))| (k, [w / n as f64, r / n as f64])).collect();
+        let column = |i: usize| tasks.values().map(|v| v[i]).collect::<Vec<f64>>();
         Metrics {
             episodes: n,
             win_rate: episodes.iter().filter(|t| t.success).count() as f64 / nf,
@@ -65,8 +126,9 @@ impl Metrics {
             avg_turns: episodes.iter().map(|t| t.turns.len() as f64).sum::<f64>() / nf,
             truncated: episodes.iter().filter(|t| t.truncated()).count(),
             broken: episodes.iter().filter(|t| !t.termination.is_evidence()).count(),
-            win_rate_ci: bootstrap_ci(&episodes.iter().map(|t| f64::from(u8::from(t.success))).collect::<Vec<_>>()),
-            avg_reward_ci: bootstrap_ci(&episodes.iter().map(|t| t.reward).collect::<Vec<_>>()),
+            win_rate_ci: bootstrap_ci(&column(0)),
+            avg_reward_ci: bootstrap_ci(&column(1)),
+            tasks,
         }
     }
 }
@@ -118,7 +180,69 @@ impl ExploreStats {
 
 #[cfg(test)]
 mod tests {
-    use super::bootstrap_ci;
+    use super::*;
+    use crate::trajectory::{Source, Termination};
+
+    fn episode(task: usize, sample: usize, success: bool) -> Trajectory {
+        Trajectory {
+            id: format!("t{task}/{sample}"),
+            task_id: format!("task-{task}").into(),
+            instruction: String::new(),
+            source: Source::Imported,
+            start: StartState::TaskStart,
+            sample,
+            seed: 0,
+            turns: Vec::new(),
+            final_observation: String::new(),
+            termination: Termination::Done,
+            reward: f64::from(u8::from(success)),
+            success,
+            provenance: None,
+        }
+    }
+
+    #[test]
+    fn repeated_episodes_of_a_task_do_not_narrow_the_interval() {
+        // 40 tasks, a quarter solved, each evaluated once or four times with the same outcome:
+        // four samples of a task are one observation, not four.
+        let once: Vec<Trajectory> = (0..40).map(|t| episode(t, 0, t % 4 == 0)).collect();
+        let four: Vec<Trajectory> = (0..40).flat_map(|t| (0..4).map(move |s| episode(t, s, t % 4 == 0))).collect();
+        let (a, b) = (Metrics::of(&once), Metrics::of(&four));
+        assert_eq!(a.win_rate, b.win_rate);
+        assert_eq!(b.tasks.len(), 40);
+        let width = |m: &Metrics| m.win_rate_ci[1] - m.win_rate_ci[0];
+        assert!((width(&a) - width(&b)).abs() < 1e-12, "{:?} vs {:?}", a.win_rate_ci, b.win_rate_ci);
+        assert!(width(&b) > 0.2, "an interval over 40 tasks is wide: {:?}", b.win_rate_ci);
+    }
+
+    #[test]
+    fn paired_differences_separate_what_separate_intervals_cannot() {
+        // Both methods solve the same 20 easy tasks of 50; the second also solves 6 more.
+        let a: Vec<Trajectory> = (0..50).map(|t| episode(t, 0, t < 26)).collect();
+        let b: Vec<Trajectory> = (0..50).map(|t| episode(t, 0, t < 20)).collect();
+        let (ma, mb) = (Metrics::of(&a), Metrics::of(&b));
+        assert!(ma.win_rate_ci[0] < mb.win_rate_ci[1], "the separate intervals overlap: {:?} {:?}", ma.win_rate_ci, mb.win_rate_ci);
+        let d = paired(&ma, &mb).unwrap();
+        assert_eq!(d.tasks, 50);
+        assert!((d.win_rate - 0.12).abs() < 1e-12);
+        assert!(d.win_rate_ci[0] > 0.0, "the paired interval excludes 0: {:?}", d.win_rate_ci);
+        let back = paired(&mb, &ma).unwrap();
+        assert!(back.win_rate_ci[1] < 0.0);
+        // Only common tasks count.
+        let c: Vec<Trajectory> = (40..60).map(|t| episode(t, 0, true)).collect();
+        assert_eq!(paired(&ma, &Metrics::of(&c)).unwrap().tasks, 10);
+        assert!(paired(&ma, &Metrics::of(&(60..70).map(|t| episode(t, 0, true)).collect::<Vec<_>>())).is_none());
+    }
+
+    #[test]
+    fn several_seeds_resample_tasks_within_each_seed() {
+        // Three seeds' per-task outcomes: the interval reflects 3 x 40 tasks, far narrower than
+        // an interval over three seed means could be, and it covers the mean.
+        let seeds: Vec<Vec<f64>> = (0..3).map(|s| (0..40).map(|t| f64::from(u8::from((t + s) % 4 == 0))).collect()).collect();
+        let [lo, hi] = bootstrap_ci_within(&seeds);
+        assert!(lo < 0.25 && 0.25 < hi && hi - lo < 0.25, "[{lo}, {hi}]");
+        assert_eq!(bootstrap_ci_within(&seeds[..1]), bootstrap_ci(&seeds[0]));
+    }
 
     #[test]
     fn bootstrap_intervals_cover_the_mean_and_shrink_with_more_episodes() {

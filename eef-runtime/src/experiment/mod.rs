@@ -52,7 +52,7 @@ use crate::policy::{Policy, TrainConfig};
 use crate::reward::{FinalReward, Reward};
 use crate::rollout::{CancellationToken, EpisodeJob, Rollouts};
 use crate::seed;
-use crate::selection::{Eto, PlanContext, Reason, Selection, Selector, Sft, TaskGroup};
+use crate::selection::{Eto, PlanContext, Reason, Selection, Selector, Sft, TaskGroup, Training};
 use crate::task::{Split, Task, TaskId};
 use crate::trajectory::{Source, StartState, Trajectory};
 
@@ -272,15 +272,20 @@ impl Experiment {
 
         let sft_row = runner.sft_phase(&train, &experts_by_task).await?;
         let mut methods = Vec::new();
-        for (m, selector) in self.config.methods.iter().zip(method_selectors) {
+        for (m, selector) in self.config.methods.iter().zip(&method_selectors) {
             let mut rows = vec![sft_row.clone()];
             if m.selector != "sft" {
-                let budget_of = match &m.match_budget_of {
+                // The budget of the run's method with that selector (its params and samples), or
+                // of the selector at its defaults, once per start, when no method runs it.
+                let budget_of: Option<Budget> = match &m.match_budget_of {
                     None => None,
-                    Some(s) => {
-                        let registered = self.selectors[s].clone();
-                        Some(registered.configure(&crate::selection::Params::absent(m.label()))?.unwrap_or(registered))
-                    }
+                    Some(s) => match self.config.methods.iter().zip(&method_selectors).find(|(o, _)| &o.selector == s) {
+                        Some((other, configured)) => Some((configured.clone(), other.samples)),
+                        None => {
+                            let registered = self.selectors[s].clone();
+                            Some((registered.configure(&crate::selection::Params::absent(m.label()))?.unwrap_or(registered), 1))
+                        }
+                    },
                 };
                 let mine: ByTask = match &m.experts {
                     None => experts_by_task.clone(),
@@ -289,7 +294,7 @@ impl Experiment {
                         .map(|(k, v)| (k.clone(), v.iter().filter(|t| t.provenance.as_ref().is_some_and(|p| names.contains(p))).cloned().collect()))
                         .collect(),
                 };
-                rows.extend(runner.method(m, selector.as_ref(), budget_of.as_deref(), &train, &mine).await?);
+                rows.extend(runner.method(m, selector.as_ref(), budget_of.as_ref(), &train, &mine).await?);
             }
             methods.push(MethodReport { label: m.label(), selector: m.selector.clone(), iterations: rows });
         }
@@ -334,6 +339,10 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, E
         .map(Some)
         .map_err(|e| Error::Record { path: path.to_owned(), line: e.line(), message: e.to_string() })
 }
+
+/// The exploration budget a method matches: the selector whose planned starts it counts, and the
+/// episodes per start.
+type Budget = (Arc<dyn Selector>, usize);
 
 /// The state shared by the phases of one run.
 struct Runner<'a> {
@@ -488,7 +497,7 @@ impl Runner<'_> {
             live: self.live.scoped("SFT", 0),
             ..self.config.train.clone()
         };
-        let (policy, trained) = self.train_once(&dir, None, &data, &[], &cfg)?;
+        let (policy, trained) = self.train_once(&dir, None, Training::Supervised, &data, &[], &cfg)?;
         let policy: Arc<dyn Policy> = Arc::new(policy);
         let (eval, dev) = self.evaluate("SFT", 0, policy, &dir.join("eval.jsonl")).await?;
         let row = IterationReport {
@@ -514,7 +523,8 @@ impl Runner<'_> {
     /// it to `dir/checkpoint` with the report in `dir/checkpoint/trained.json`. When that report
     /// exists (a run killed after training), the saved policy is loaded instead of retrained; a
     /// run killed during training resumes from `cfg.checkpoint_dir`.
-    fn train_once(&self, dir: &Path, start_from: Option<&Path>, data: &[Trajectory], pairs: &[PreferencePair], cfg: &TrainConfig) -> Result<(SharedPolicy, TrainReport), Error> {
+    #[allow(clippy::too_many_arguments)]
+    fn train_once(&self, dir: &Path, start_from: Option<&Path>, training: Training, data: &[Trajectory], pairs: &[PreferencePair], cfg: &TrainConfig) -> Result<(SharedPolicy, TrainReport), Error> {
         let ckpt = dir.join("checkpoint");
         if let Some(report) = read_json::<TrainReport>(&ckpt.join("trained.json"))? {
             return Ok((self.load_policy(Some(&ckpt))?, report));
@@ -525,13 +535,23 @@ impl Runner<'_> {
             crate::policy::PolicyError::Cancelled => Error::Cancelled,
             e => Error::from(e),
         };
-        let started = std::time::Instant::now();
-        let trained = policy.with_mut(|p| p.train(data, cfg)).map_err(cancelled)?;
-        cfg.live.phase("train", serde_json::json!({ "objective": "sft", "trajectories": trained.trajectories, "trainable_turns": trained.trainable_turns, "loss": trained.loss, "sequences": trained.sequences, "seconds": started.elapsed().as_secs_f64() }));
+        let mut trained = TrainReport::default();
+        if training == Training::Supervised {
+            let started = std::time::Instant::now();
+            trained = policy.with_mut(|p| p.train(data, cfg)).map_err(cancelled)?;
+            cfg.live.phase("train", serde_json::json!({ "objective": "sft", "trajectories": trained.trajectories, "trainable_turns": trained.trainable_turns, "loss": trained.loss, "sequences": trained.sequences, "seconds": started.elapsed().as_secs_f64() }));
+        }
         if !pairs.is_empty() {
+            // The DPO reference is the policy as this call finds it: after the supervised pass,
+            // or, training by preference alone, the model it started from (the explorer).
             let started = std::time::Instant::now();
             let dpo = policy.with_mut(|p| p.train_preferences(pairs, cfg)).map_err(cancelled)?;
             cfg.live.phase("train", serde_json::json!({ "objective": "dpo", "pairs": pairs.len(), "loss": dpo.loss, "sequences": dpo.sequences, "seconds": started.elapsed().as_secs_f64() }));
+            if training == Training::Preferences {
+                trained = dpo;
+            }
+        } else if training == Training::Preferences {
+            tracing::warn!(iteration = cfg.iteration, "no preference pairs this iteration: the model stays as it was (every exploration tied with the expert or was broken)");
         }
         std::fs::create_dir_all(&ckpt).map_err(|e| Error::io(&ckpt, e))?;
         policy.with(|p| p.save(&ckpt))?;
@@ -548,21 +568,23 @@ impl Runner<'_> {
     }
 
     /// Exploration jobs of one iteration, as the selector plans them: `samples` per planned
-    /// start, or, when the method matches `budget_of`'s budget, that selector's number of
-    /// planned starts spread evenly over this one's (the first starts take the remainder).
+    /// start, or, when the method matches `budget_of`'s budget, as many episodes as that
+    /// selector plans times its samples, spread evenly over this one's starts (the first starts
+    /// take the remainder).
     #[allow(clippy::too_many_arguments)]
-    fn plan(&self, label: &str, m: &MethodConfig, selector: &dyn Selector, budget_of: Option<&dyn Selector>, iteration: usize, train: &[Task], experts: &ByTask) -> Vec<EpisodeJob> {
+    fn plan(&self, label: &str, m: &MethodConfig, selector: &dyn Selector, budget_of: Option<&Budget>, iteration: usize, train: &[Task], experts: &ByTask) -> Vec<EpisodeJob> {
         let method = run_dir::slug(label);
         let count = |s: &dyn Selector| -> usize {
             train.iter().map(|task| s.plan(&PlanContext { task, experts: experts.get(&task.id).map_or(&[][..], Vec::as_slice) }).len()).sum()
         };
-        let budget = budget_of.map(|other| (count(other), count(selector).max(1)));
+        let budget = budget_of.map(|(other, samples)| (count(other.as_ref()) * samples, count(selector).max(1)));
         let samples_at = |n: usize| -> usize {
             match budget {
                 None => m.samples,
                 Some((target, starts)) => target / starts + usize::from(n < target % starts),
             }
         };
+        let temperature = m.temperature.or(selector.explore_temperature()).unwrap_or(self.config.rollout.temperature);
         let mut start_index = 0usize;
         let mut jobs = Vec::new();
         for task in train {
@@ -579,7 +601,7 @@ impl Runner<'_> {
                     let seed = self.seed(&id);
                     let source = Source::Exploration { method: label.to_owned(), iteration };
                     // The prefix is replayed with the expert's own seed, as it was recorded.
-                    match EpisodeJob::from_plan(id, task, &start, task_experts, sample, seed, self.config.rollout.temperature, source) {
+                    match EpisodeJob::from_plan(id, task, &start, task_experts, sample, seed, temperature, source) {
                         Some(job) => jobs.push(job),
                         None => {
                             tracing::warn!(start = %tag, "planned start names an unknown expert trajectory; skipped");
@@ -593,7 +615,7 @@ impl Runner<'_> {
     }
 
     /// The iterations of one method.
-    async fn method(&self, m: &MethodConfig, selector: &dyn Selector, budget_of: Option<&dyn Selector>, train: &[Task], experts: &ByTask) -> Result<Vec<IterationReport>, Error> {
+    async fn method(&self, m: &MethodConfig, selector: &dyn Selector, budget_of: Option<&Budget>, train: &[Task], experts: &ByTask) -> Result<Vec<IterationReport>, Error> {
         let label = m.label();
         let iterations = m.iterations.unwrap_or(self.config.experiment.iterations);
         let sft_ckpt = self.dir.sft().join("checkpoint");
@@ -637,7 +659,8 @@ impl Runner<'_> {
             jsonl::write(&dir.join("pairs.jsonl"), &selection.pairs)?;
             jsonl::write(&dir.join("segments.jsonl"), &selection.segments)?;
             jsonl::write(&dir.join("dropped-probes.jsonl"), &selection.dropped_probes)?;
-            if !self.config.experiment.accumulate {
+            let training = selector.training();
+            if !self.config.experiment.accumulate || training == Training::Preferences {
                 dataset = Dataset::default();
             }
             dataset.add(&selection);
@@ -658,12 +681,14 @@ impl Runner<'_> {
             jsonl::write(&dir.join("dataset.jsonl"), &examples)?;
             jsonl::write(&dir.join("dataset-pairs.jsonl"), &pairs)?;
 
-            let start_from = match self.config.experiment.train_from {
-                TrainFrom::Base => None,
-                TrainFrom::Sft => Some(sft_ckpt.as_path()),
-                TrainFrom::Previous => Some(checkpoint.as_path()),
+            // Preference training continues from the explorer, which is also its reference.
+            let start_from = match (training, self.config.experiment.train_from) {
+                (Training::Preferences, _) | (_, TrainFrom::Previous) => Some(checkpoint.as_path()),
+                (_, TrainFrom::Base) => None,
+                (_, TrainFrom::Sft) => Some(sft_ckpt.as_path()),
             };
             let cfg = TrainConfig {
+                epochs: self.config.train.iteration_epochs.unwrap_or(self.config.train.epochs),
                 seed: self.seed(&format!("train/{label}/{k}")),
                 checkpoint_dir: Some(dir.join("train-state")),
                 iteration: k,
@@ -671,7 +696,7 @@ impl Runner<'_> {
                 ..self.config.train.clone()
             };
             let data: Vec<Trajectory> = examples.iter().map(|e| e.trajectory.clone()).collect();
-            let (policy, trained) = self.train_once(&dir, start_from, &data, &pairs, &cfg)?;
+            let (policy, trained) = self.train_once(&dir, start_from, training, &data, &pairs, &cfg)?;
             checkpoint = dir.join("checkpoint");
 
             let (eval, dev) = self.evaluate(&label, k, Arc::new(policy), &dir.join("eval.jsonl")).await?;

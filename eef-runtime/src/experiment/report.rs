@@ -201,37 +201,87 @@ impl Report {
             "no dev split: the final iteration, never chosen on the test split".to_owned()
         };
         let _ = writeln!(s, "\n## Best iteration per method (as the paper's table; {chosen})\n");
-        let _ = writeln!(s, "| Method | Best iter | Win rate | Avg reward |");
-        let _ = writeln!(s, "|---|---:|---:|---:|");
+        let _ = writeln!(s, "| Method | Best iter | Win rate | Avg reward | Broken episodes |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+        let broken = |m: &Metrics| format!("{} of {}", m.broken, m.episodes);
         if self.expert_eval.episodes > 0 {
             let _ = writeln!(
                 s,
-                "| Expert | - | {} | {} |",
+                "| Expert | - | {} | {} | {} |",
                 pct_ci(self.expert_eval.win_rate, self.expert_eval.win_rate_ci),
-                reward_ci(self.expert_eval.avg_reward, self.expert_eval.avg_reward_ci)
+                reward_ci(self.expert_eval.avg_reward, self.expert_eval.avg_reward_ci),
+                broken(&self.expert_eval)
             );
         } else {
             // Expert data read from a file: the expert was not run on the test split; its
             // measured numbers are those of its data.
             let _ = writeln!(
                 s,
-                "| Expert (its data, training tasks; not run on test) | - | {} | {} |",
+                "| Expert (its data, training tasks; not run on test) | - | {} | {} | {} |",
                 pct_ci(self.expert_train.win_rate, self.expert_train.win_rate_ci),
-                reward_ci(self.expert_train.avg_reward, self.expert_train.avg_reward_ci)
+                reward_ci(self.expert_train.avg_reward, self.expert_train.avg_reward_ci),
+                broken(&self.expert_train)
             );
         }
         for m in &self.methods {
             if let Some(b) = m.best() {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} |",
                     m.label,
                     b.iteration,
                     pct_ci(b.eval.win_rate, b.eval.win_rate_ci),
-                    reward_ci(b.eval.avg_reward, b.eval.avg_reward_ci)
+                    reward_ci(b.eval.avg_reward, b.eval.avg_reward_ci),
+                    broken(&b.eval)
                 );
             }
         }
+        let _ = writeln!(s, "\n(Intervals: 95% bootstrap over the test tasks, every episode of a task kept together. A broken episode — an environment or policy failure — counts as a failure.)");
+        self.paired_markdown(&mut s);
         s
+    }
+
+    /// The methods the others are compared with: SFT and the first plain RFT, when the run has
+    /// them.
+    fn baselines(&self) -> Vec<&MethodReport> {
+        ["sft", "rft"].iter().filter_map(|sel| self.methods.iter().find(|m| m.selector == *sel)).collect()
+    }
+
+    /// Each method's reported iteration minus each baseline's, on the same test tasks, with
+    /// paired-bootstrap intervals.
+    fn paired_markdown(&self, s: &mut String) {
+        let mut rows = Vec::new();
+        for base in self.baselines() {
+            let Some(b) = base.best() else { continue };
+            for m in self.methods.iter().filter(|m| m.label != base.label && m.selector != "sft") {
+                if let Some(d) = m.best().and_then(|x| super::metrics::paired(&x.eval, &b.eval)) {
+                    rows.push(format!(
+                        "| {} − {} | {} | {:+.1} pts [{:+.1}, {:+.1}] | {:+.3} [{:+.3}, {:+.3}] |",
+                        m.label,
+                        base.label,
+                        d.tasks,
+                        100.0 * d.win_rate,
+                        100.0 * d.win_rate_ci[0],
+                        100.0 * d.win_rate_ci[1],
+                        d.avg_reward,
+                        d.avg_reward_ci[0],
+                        d.avg_reward_ci[1]
+                    ));
+                }
+            }
+        }
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(s, "\n## Paired differences (reported iterations, same test tasks)\n");
+        let _ = writeln!(s, "| Difference | Tasks | Win rate | Avg reward |");
+        let _ = writeln!(s, "|---|---:|---:|---:|");
+        for r in rows {
+            let _ = writeln!(s, "{r}");
+        }
+        let _ = writeln!(
+            s,
+            "\n(Each task's difference is one observation, resampled together: an interval that excludes 0 separates two methods even when their own intervals overlap.)"
+        );
     }
 }

@@ -44,7 +44,7 @@ use super::prefix_cache::{CacheStats, PrefixCache};
 use super::train::{Batch, TrainSettings, Trainer};
 use super::data_parallel::{ModelShape, Peers};
 use super::dpo;
-use crate::policy::{Act, ActRequest, Policy, PolicyError, TrainConfig, TrainReport};
+use crate::policy::{Act, ActRequest, DpoConfig, Policy, PolicyError, TrainConfig, TrainReport};
 use crate::selection::PreferencePair;
 use crate::trajectory::Trajectory;
 
@@ -477,11 +477,11 @@ impl<B: LmAutodiffBackend> Policy for LmPolicy<B> {
         let bs = self.settings.batch_size.max(1);
         let reference = dpo::reference_log_likelihoods(&model, &windows, chat.pad(), bs, self.device());
         let beta = config.dpo.beta_at(config.iteration);
-        // One optimizer step per `batch_size × accumulation` windows' worth of pairs (as SFT
-        // steps over that many windows), each forward pass at most `batch_size` windows.
-        let per_pair = (windows.seqs.len() as f64 / pairs.len().max(1) as f64).max(1.0);
-        let pairs_per_step = ((bs * self.settings.train.accumulation.max(1)) as f64 / per_pair).ceil() as usize;
-        let (model, outcome) = dpo::fit(model, &windows, &reference, chat.pad(), &self.settings.train, &config.dpo, beta, pairs_per_step, bs, config.seed, &config.live, &self.devices, self.shape(&model_config));
+        // The iteration's own rate (ETO lowers it after the first); each forward pass holds at
+        // most `batch_size` sequences, `pairs_per_step` pairs make one optimizer step.
+        let dpo_config = DpoConfig { learning_rate_ratio: config.dpo.learning_rate_ratio_at(config.iteration), ..config.dpo.clone() };
+        let pairs_per_step = config.dpo.pairs_per_step.max(1);
+        let (model, outcome) = dpo::fit(model, &windows, &reference, chat.pad(), &self.settings.train, &dpo_config, beta, pairs_per_step, bs, config.seed, &config.live, &self.devices, self.shape(&model_config));
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {

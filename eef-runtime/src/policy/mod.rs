@@ -130,6 +130,11 @@ impl PartialEq for StopSignal {
 pub struct TrainConfig {
     /// Passes over the data.
     pub epochs: usize,
+    /// Passes over the data in the methods' iterations (RFT, EEF), when not `epochs`: an
+    /// iteration that continues from the previous model (`[experiment] train_from =
+    /// "previous"`) has learnt the expert data once already. SFT always trains `epochs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iteration_epochs: Option<usize>,
     /// Peak learning rate (ignored by count-based policies).
     pub learning_rate: f64,
     /// Seed for data order and dropout.
@@ -155,14 +160,14 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { epochs: 1, learning_rate: 1e-5, seed: 0, checkpoint_dir: None, iteration: 0, stop: StopSignal::default(), live: Default::default(), dpo: DpoConfig::default() }
+        TrainConfig { epochs: 1, iteration_epochs: None, learning_rate: 1e-5, seed: 0, checkpoint_dir: None, iteration: 0, stop: StopSignal::default(), live: Default::default(), dpo: DpoConfig::default() }
     }
 }
 
 /// DPO settings (`[train.dpo]`); the defaults are ETO's (`run_eto.sh`: β 0.1 at the first
-/// iteration and 0.5 after, 3 epochs, learning rate 1e-6 against SFT's 2e-5, constant after a
-/// 10% warmup, the reference = the policy as the iteration's preference training starts, no SFT
-/// term).
+/// iteration and 0.5 after, 3 epochs, learning rate 1e-6 at the first iteration and 5e-7 after
+/// against SFT's 2e-5, constant after a 10% warmup, 32 pairs per optimizer step, the reference =
+/// the policy as the iteration's preference training starts, no SFT term).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DpoConfig {
@@ -173,8 +178,12 @@ pub struct DpoConfig {
     /// Weight of an SFT term on the chosen side (mean negative log-likelihood of its trainable
     /// tokens) added to the DPO loss; 0 = plain DPO.
     pub sft_weight: f64,
-    /// The learning rate as a share of the policy's own (SFT) peak rate.
+    /// The learning rate at the first iteration, as a share of the policy's own (SFT) peak rate.
     pub learning_rate_ratio: f64,
+    /// The learning rate from the second iteration on, as a share of the SFT peak rate.
+    pub learning_rate_ratio_later: f64,
+    /// Preference pairs per optimizer step (ETO: a batch of 32).
+    pub pairs_per_step: usize,
     /// Passes over the pairs.
     pub epochs: usize,
     /// Share of the steps spent warming up; the rate is constant after.
@@ -183,7 +192,16 @@ pub struct DpoConfig {
 
 impl Default for DpoConfig {
     fn default() -> Self {
-        DpoConfig { beta: 0.1, beta_later: 0.5, sft_weight: 0.0, learning_rate_ratio: 0.05, epochs: 3, warmup_ratio: 0.1 }
+        DpoConfig {
+            beta: 0.1,
+            beta_later: 0.5,
+            sft_weight: 0.0,
+            learning_rate_ratio: 0.05,
+            learning_rate_ratio_later: 0.025,
+            pairs_per_step: 32,
+            epochs: 3,
+            warmup_ratio: 0.1,
+        }
     }
 }
 
@@ -194,6 +212,16 @@ impl DpoConfig {
             self.beta
         } else {
             self.beta_later
+        }
+    }
+
+    /// The learning-rate share for training iteration `iteration` (1-based; ETO halves it after
+    /// the first).
+    pub fn learning_rate_ratio_at(&self, iteration: usize) -> f64 {
+        if iteration <= 1 {
+            self.learning_rate_ratio
+        } else {
+            self.learning_rate_ratio_later
         }
     }
 }

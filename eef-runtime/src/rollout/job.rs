@@ -15,6 +15,10 @@ pub struct EpisodeJob {
     /// The expert turns replayed to reach `start` (empty for a task start). Their actions are
     /// replayed; observations and rewards are taken from the replay itself.
     pub prefix: Vec<Turn>,
+    /// The recorded observation of the state the prefix leads to (the expert's next turn's),
+    /// when the recording went on from it: the replay must reach it, and must not end the
+    /// episode there. `None` for a task start or a state with no recorded continuation.
+    pub state_observation: Option<String>,
     /// Which sample from this start this is.
     pub sample: usize,
     /// Seed for every policy decision (and the environment reset when `reset_seed` is absent).
@@ -35,7 +39,7 @@ impl EpisodeJob {
     /// A job from the task start.
     pub fn from_start(task: Task, sample: usize, seed: u64, temperature: f32, source: Source) -> Self {
         let id = format!("{}/s0/{}", task.id, sample);
-        EpisodeJob { id, task, start: StartState::TaskStart, prefix: Vec::new(), sample, seed, reset_seed: None, provenance: None, temperature, source }
+        EpisodeJob { id, task, start: StartState::TaskStart, prefix: Vec::new(), state_observation: None, sample, seed, reset_seed: None, provenance: None, temperature, source }
     }
 
     /// A job from a planned start state: from the task start, or from step `step` of one of
@@ -44,14 +48,15 @@ impl EpisodeJob {
     /// trajectory not among `experts`.
     #[allow(clippy::too_many_arguments)]
     pub fn from_plan(id: String, task: &Task, start: &StartState, experts: &[Trajectory], sample: usize, seed: u64, temperature: f32, source: Source) -> Option<Self> {
-        let (prefix, reset_seed, provenance) = match start {
-            StartState::TaskStart => (Vec::new(), None, None),
+        let (prefix, state_observation, reset_seed, provenance) = match start {
+            StartState::TaskStart => (Vec::new(), None, None, None),
             StartState::Expert { trajectory, step } => {
                 let e = experts.iter().find(|e| &e.id == trajectory)?;
-                (e.turns[..(*step).min(e.turns.len())].to_vec(), Some(e.seed), e.provenance.clone())
+                let k = (*step).min(e.turns.len());
+                (e.turns[..k].to_vec(), e.turns.get(k).map(|t| t.observation.clone()), Some(e.seed), e.provenance.clone())
             }
         };
-        Some(EpisodeJob { id, task: task.clone(), start: start.clone(), prefix, sample, seed, reset_seed, provenance, temperature, source })
+        Some(EpisodeJob { id, task: task.clone(), start: start.clone(), prefix, state_observation, sample, seed, reset_seed, provenance, temperature, source })
     }
 
     /// The seed the environment is reset (and the prefix replayed) with.

@@ -162,14 +162,23 @@ impl Worker {
             .collect();
         let mut observation = replay.observation;
         if self.config.verify_replay {
-            let recorded = job.prefix.iter().map(|t| t.observation.as_str());
-            let replayed = turns.iter().map(|t| t.observation.as_str());
+            // Every replayed observation, the probed state's own included.
+            let recorded = job.prefix.iter().map(|t| t.observation.as_str()).chain(job.state_observation.as_deref());
+            let replayed = turns.iter().map(|t| t.observation.as_str()).chain([observation.as_str()]);
             if let Some(step) = self.divergence(job, recorded, replayed) {
                 return Ok(finish(turns, observation, Termination::ReplayDiverged { step }));
             }
         }
         if replay.done {
-            return Ok(finish(turns, observation, Termination::Done));
+            let step = turns.len();
+            if job.state_observation.is_some() {
+                // The recording went on from this state; the replay ended the episode there, so
+                // the state was not reached.
+                tracing::warn!(worker = self.id, episode = %job.id, step, "the replayed prefix ended the episode where the recording went on; the episode is not evidence");
+                return Ok(finish(turns, observation, Termination::ReplayDiverged { step }));
+            }
+            // A terminal state (or a task whose reset ends it): the policy never acts.
+            return Ok(finish(turns, observation, if step == 0 { Termination::Done } else { Termination::ReplayEnded { step } }));
         }
         let max_steps = match self.config.max_steps {
             Some(n) => n,

@@ -58,6 +58,12 @@ pub struct Eef {
     pub include_task_starts: bool,
     /// Which failed expert trajectories are probed.
     pub expert_failures: ExpertFailures,
+    /// Whether the expert actions of a segment that spans a dropped probe (a state with no
+    /// usable run, so the segment joins its two neighbours) may be trained. `false` (default,
+    /// conservative): they stay masked, since the dropped state might have split the segment
+    /// into parts the paper would mask; the recovery example, if any, trains only the policy's
+    /// continuation. `true`: the bridged segment is trained like any beneficial one.
+    pub train_across_dropped_probes: bool,
 }
 
 impl Default for Eef {
@@ -69,6 +75,7 @@ impl Default for Eef {
             include_expert_successes: true,
             include_task_starts: true,
             expert_failures: ExpertFailures::All,
+            train_across_dropped_probes: false,
         }
     }
 }
@@ -124,6 +131,10 @@ pub struct Segment {
     pub to: usize,
     /// The judgement.
     pub kind: SegmentKind,
+    /// Probed states strictly inside `from..to` that were dropped (no run from them was
+    /// evidence), so this segment joins what would have been several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spans_dropped: Vec<usize>,
 }
 
 /// Judges the segments between consecutive probes (which must be sorted by step).
@@ -140,6 +151,7 @@ pub fn classify_segments(expert: &str, probes: &[Probe]) -> Vec<Segment> {
                 (true, true) => SegmentKind::Neutral,
                 (false, false) => SegmentKind::Unresolved,
             },
+            spans_dropped: Vec::new(),
         })
         .collect()
 }
@@ -150,9 +162,11 @@ impl Eef {
         Eef { states: m, ..Eef::default() }
     }
 
-    /// Whether `expert` is a failure this selector probes.
+    /// Whether `expert` is a failure this selector probes: a run that ended (a crashed expert
+    /// run or one whose policy failed is no expert failure).
     fn probes(&self, expert: &Trajectory) -> bool {
         !expert.success
+            && expert.termination.is_evidence()
             && match self.expert_failures {
                 ExpertFailures::All => true,
                 ExpertFailures::NotTruncated => !expert.truncated(),
@@ -188,16 +202,18 @@ impl Eef {
             let solvable = runs.any(|t| t.success);
             probes.push(Probe { step: start.prefix_len(), solvable });
         }
-        for seg in classify_segments(&expert.id, &probes) {
+        let dropped: Vec<usize> =
+            out.dropped_probes.iter().filter(|d| d.expert == expert.id).map(|d| d.step).collect();
+        for mut seg in classify_segments(&expert.id, &probes) {
+            seg.spans_dropped = dropped.iter().copied().filter(|&d| seg.from < d && d < seg.to).collect();
             if seg.kind == SegmentKind::Beneficial {
                 let start = Self::start_of(expert, seg.to);
                 if let Some(best) = self.choice.pick(group.explored_from(&start).filter(|t| t.success)) {
                     // Expert actions before the beneficial segment stay as context, masked;
-                    // the beneficial actions and the policy's continuation are trained.
-                    out.push(
-                        mask_before(best, seg.from),
-                        Reason::Recovery { beneficial_from: seg.from, beneficial_to: seg.to },
-                    );
+                    // the beneficial actions and the policy's continuation are trained (a
+                    // segment across a dropped probe: only the continuation, by default).
+                    let from = if seg.spans_dropped.is_empty() || self.train_across_dropped_probes { seg.from } else { seg.to };
+                    out.push(mask_before(best, from), Reason::Recovery { beneficial_from: seg.from, beneficial_to: seg.to });
                 }
             }
             out.segments.push(seg);
@@ -353,6 +369,28 @@ mod tests {
         let recovery: Vec<_> = out.examples.iter().filter(|e| matches!(e.reason, Reason::Recovery { .. })).collect();
         assert_eq!(recovery.len(), 1);
         assert_eq!(recovery[0].reason, Reason::Recovery { beneficial_from: 0, beneficial_to: 4 });
+        assert_eq!(out.segments[0].spans_dropped, vec![2]);
+        // Conservative by default: the bridged expert actions s0..s4 stay masked, only the
+        // policy's continuation from s4 is trained.
+        let trainable: Vec<bool> = recovery[0].trajectory.turns.iter().map(|t| t.trainable).collect();
+        assert_eq!(trainable, [vec![false; 4], vec![true; 4]].concat());
+        // Asked for, the bridged segment is trained like any beneficial one.
+        let bridging = Eef { train_across_dropped_probes: true, ..Eef::default() }.select(&group);
+        let r = bridging.examples.iter().find(|e| matches!(e.reason, Reason::Recovery { .. })).unwrap();
+        assert!(r.trajectory.turns.iter().all(|t| t.trainable));
+    }
+
+    #[test]
+    fn a_crashed_expert_run_is_not_an_expert_failure() {
+        let task = Task::new("t", "", crate::task::Split::Train, 0);
+        let crashed = trajectory("crashed", StartState::TaskStart, 12, false, Termination::EnvFailed("the JVM died".into()));
+        let no_answer = trajectory("silent", StartState::TaskStart, 12, false, Termination::PolicyFailed("no answer".into()));
+        let experts = [crashed, no_answer];
+        let eef = Eef::default();
+        assert_eq!(eef.plan(&PlanContext { task: &task, experts: &experts }), vec![StartState::TaskStart], "nothing of theirs is probed");
+        let explored = [trajectory("s0", StartState::TaskStart, 3, false, Termination::Done)];
+        let out = eef.select(&TaskGroup { task: &task, experts: &experts, explored: &explored, iteration: 1 });
+        assert!(out.segments.is_empty() && out.dropped_probes.is_empty(), "{}", out.summary());
     }
 
     #[test]

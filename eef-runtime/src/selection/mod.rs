@@ -7,7 +7,7 @@
 //!    returns a [`Selection`]: training examples with their loss masks, and preference pairs.
 //!
 //! Built in: [`Sft`] (expert successes), [`Rft`] (successes from task starts), [`Eef`] (the
-//! paper's method) and [`Eto`] (ETO-style preference pairs). Write your own with
+//! paper's method) and [`Eto`] (ETO: DPO on preference pairs, as ETO's code builds them). Write your own with
 //! [`#[selector]`](macro@crate::selector) or by implementing the trait.
 
 mod choice;
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use choice::SolutionChoice;
 pub use eef::{classify_segments, probe_steps, Eef, ExpertFailures, Probe, Segment, SegmentKind, ShortTrajectories};
-pub use eto::Eto;
+pub use eto::{Eto, REJECTED_EXTRA_TURNS};
 pub use params::{configured, Configured, Params};
 pub use rft::Rft;
 pub use sft::Sft;
@@ -181,6 +181,21 @@ impl Selection {
     }
 }
 
+/// How a method's iterations train on what its selector picked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Training {
+    /// Supervised fine-tuning on the examples (accumulated over iterations unless
+    /// `[experiment] accumulate = false`), from the model `[experiment] train_from` names,
+    /// then DPO on the pairs when there are any (SFT, RFT, EEF).
+    #[default]
+    Supervised,
+    /// DPO alone on this iteration's pairs, starting from the previous iteration's model (the
+    /// SFT model at the first), which is also the DPO reference and this iteration's explorer;
+    /// no supervised pass (ETO's `run_eto.sh`).
+    Preferences,
+}
+
 /// A selection policy.
 pub trait Selector: Send + Sync {
     /// The name used in configs and reports.
@@ -199,6 +214,18 @@ pub trait Selector: Send + Sync {
     /// (checked when a run is set up, before any exploration is spent).
     fn uses_preferences(&self) -> bool {
         false
+    }
+
+    /// How the method's iterations train ([`Training::Supervised`] unless the selector says
+    /// otherwise).
+    fn training(&self) -> Training {
+        Training::Supervised
+    }
+
+    /// The sampling temperature this selector explores at when the method does not set one
+    /// (`[[methods]] temperature`); `None` = `[rollout] temperature`. ETO explores greedily.
+    fn explore_temperature(&self) -> Option<f32> {
+        None
     }
 
     /// This selector as one method configures it with its `params` table (absent when the
@@ -220,6 +247,12 @@ impl<S: Selector + ?Sized> Selector for std::sync::Arc<S> {
     }
     fn uses_preferences(&self) -> bool {
         (**self).uses_preferences()
+    }
+    fn training(&self) -> Training {
+        (**self).training()
+    }
+    fn explore_temperature(&self) -> Option<f32> {
+        (**self).explore_temperature()
     }
     fn plan(&self, ctx: &PlanContext<'_>) -> Vec<StartState> {
         (**self).plan(ctx)
