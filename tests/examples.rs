@@ -68,6 +68,9 @@ fn seeds_runs_each_seed_in_its_own_directory_and_summarises_them() {
     assert!(md.contains("over 3 seeds (5, 6, 7)") && md.contains("| EEF |") && md.contains("| SFT |"), "{md}");
     let eef = md.lines().find(|l| l.starts_with("| EEF |")).unwrap();
     assert_eq!(eef.matches("% / ").count(), 3, "each seed's win rate and reward: {eef}");
+    // The paired difference from SFT, pooled over the seeds' common test tasks.
+    let paired = md.lines().find(|l| l.starts_with("| EEF − SFT |")).unwrap_or_else(|| panic!("no paired row: {md}"));
+    assert_eq!(paired.matches(" pts [").count(), 1, "{paired}");
     assert_eq!(std::fs::read_to_string(tmp.path().join("few-seeds.md")).unwrap(), md);
 }
 

@@ -53,6 +53,21 @@ pub struct PairedDifference {
     pub avg_reward_ci: [f64; 2],
 }
 
+impl PairedDifference {
+    /// The two Markdown cells of a difference: `+6.0 pts [+1.0, +11.0] | +0.031 [-0.010, +0.072]`.
+    pub fn cells(&self) -> String {
+        format!(
+            "{:+.1} pts [{:+.1}, {:+.1}] | {:+.3} [{:+.3}, {:+.3}]",
+            100.0 * self.win_rate,
+            100.0 * self.win_rate_ci[0],
+            100.0 * self.win_rate_ci[1],
+            self.avg_reward,
+            self.avg_reward_ci[0],
+            self.avg_reward_ci[1]
+        )
+    }
+}
+
 /// `a − b` on their common tasks (`None` when they share none). Each task's difference is one
 /// observation, so what the tasks have in common (some are hard for every method) cancels,
 /// and the interval separates methods that overlapping per-method intervals cannot.

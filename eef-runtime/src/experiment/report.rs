@@ -255,18 +255,7 @@ impl Report {
             let Some(b) = base.best() else { continue };
             for m in self.methods.iter().filter(|m| m.label != base.label && m.selector != "sft") {
                 if let Some(d) = m.best().and_then(|x| super::metrics::paired(&x.eval, &b.eval)) {
-                    rows.push(format!(
-                        "| {} − {} | {} | {:+.1} pts [{:+.1}, {:+.1}] | {:+.3} [{:+.3}, {:+.3}] |",
-                        m.label,
-                        base.label,
-                        d.tasks,
-                        100.0 * d.win_rate,
-                        100.0 * d.win_rate_ci[0],
-                        100.0 * d.win_rate_ci[1],
-                        d.avg_reward,
-                        d.avg_reward_ci[0],
-                        d.avg_reward_ci[1]
-                    ));
+                    rows.push(format!("| {} − {} | {} | {} |", m.label, base.label, d.tasks, d.cells()));
                 }
             }
         }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::metrics::{bootstrap_ci, bootstrap_ci_within, Metrics};
+use super::metrics::{bootstrap_ci, bootstrap_ci_within, Metrics, PairedDifference};
 use super::report::Report;
 
 /// Column `i` (0: success share, 1: reward) of each seed's per-task results, or `None` when a
@@ -92,18 +92,14 @@ fn paired_rows(s: &mut String, first: &Report, reports: &[Report]) {
                 continue;
             }
             let mean = |g: &[Vec<f64>]| g.iter().map(|v| v.iter().sum::<f64>() / v.len() as f64).sum::<f64>() / g.len() as f64;
-            let (w, wci) = (mean(&diffs[0]), bootstrap_ci_within(&diffs[0]));
-            let (r, rci) = (mean(&diffs[1]), bootstrap_ci_within(&diffs[1]));
-            rows.push(format!(
-                "| {} − {} | {:+.1} pts [{:+.1}, {:+.1}] | {r:+.3} [{:+.3}, {:+.3}] |",
-                m.label,
-                base.label,
-                100.0 * w,
-                100.0 * wci[0],
-                100.0 * wci[1],
-                rci[0],
-                rci[1]
-            ));
+            let d = PairedDifference {
+                tasks: diffs[0].iter().map(Vec::len).sum(),
+                win_rate: mean(&diffs[0]),
+                win_rate_ci: bootstrap_ci_within(&diffs[0]),
+                avg_reward: mean(&diffs[1]),
+                avg_reward_ci: bootstrap_ci_within(&diffs[1]),
+            };
+            rows.push(format!("| {} − {} | {} |", m.label, base.label, d.cells()));
         }
     }
     if rows.is_empty() {
