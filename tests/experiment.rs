@@ -131,6 +131,10 @@ fn the_loop_writes_everything_and_eef_beats_rft() {
     let md = std::fs::read_to_string(root.join("report.md")).unwrap();
     assert!(md.contains("| EEF | 1 |") && md.contains("chosen on the dev split (10 tasks), reported on the test split"), "{md}");
     assert!(md.contains("](plots/win-rate.svg)"), "the report links its plots");
+    // Broken evaluation episodes are shown, and each method is compared with SFT and RFT on the
+    // same tasks.
+    assert!(md.contains("| Broken episodes |") && md.contains("| 0 of 30 |"), "{md}");
+    assert!(md.contains("## Paired differences") && md.contains("| EEF − SFT | 30 |") && md.contains("| EEF − RFT | 30 |"), "{md}");
     let svg = std::fs::read_to_string(root.join("plots/win-rate.svg")).unwrap();
     assert!(svg.starts_with("<svg") && ["SFT", "RFT x6", "EEF", "iteration (0 = SFT)"].iter().all(|l| svg.contains(l)), "{svg}");
     // The live log has each phase as it ended: EEF's exploration, selection and iteration lines.

@@ -515,6 +515,59 @@ fn dpo_raises_the_chosen_minus_rejected_margin() {
     assert!(report.loss.unwrap() < std::f64::consts::LN_2, "final DPO loss {:?} below ln 2", report.loss);
 }
 
+/// The β the policy trains with is the iteration's (`[train.dpo] beta`, then `beta_later`): the
+/// second step's logged loss equals the DPO loss recomputed, at that β, from the margins the first
+/// step left (a run of one step from the same start, read back through the log-likelihoods).
+#[test]
+fn dpo_trains_at_the_iterations_beta() {
+    use eef_runtime::model::{LmPolicy, LmSettings};
+    use eef_runtime::policy::{DpoConfig, Policy, TrainConfig};
+    use eef_runtime::selection::PreferencePair;
+    let turn = |o: &str, a: &str| (o.to_owned(), a.to_owned(), true);
+    let doors = [("a red door", "pull[red]", "pull[blue]"), ("a blue door", "pull[blue]", "pull[green]")];
+    let pairs: Vec<PreferencePair> = (0..4)
+        .map(|k| {
+            let (obs, good, bad) = doors[k % 2];
+            let chosen = expert_success(k, "open the door".into(), vec![turn("a hall", "walk"), turn(obs, good)]);
+            let mut rejected = expert_success(100 + k, "open the door".into(), vec![turn("a hall", "walk"), turn(obs, bad)]);
+            rejected.success = false;
+            rejected.reward = 0.0;
+            PreferencePair { task_id: chosen.task_id.clone(), chosen, rejected }
+        })
+        .collect();
+    let both: Vec<_> = pairs.iter().flat_map(|p| [p.chosen.clone(), p.rejected.clone()]).collect();
+    let settings = LmSettings { model: small(false), vocab_size: 300, batch_size: 4, ..LmSettings::default() };
+    let mut sft = LmPolicy::<CpuTrain>::new(settings.clone(), Default::default());
+    sft.train(&both, &TrainConfig { epochs: 5, ..TrainConfig::default() }).unwrap();
+    let start = tempfile::tempdir().unwrap();
+    sft.save(start.path()).unwrap();
+    let margins = |p: &LmPolicy<CpuTrain>| -> Vec<f64> { p.log_likelihoods(&both).unwrap().chunks(2).map(|c| c[0] - c[1]).collect() };
+    let reference = margins(&sft);
+    for (iteration, beta) in [(1, 0.1), (2, 0.5)] {
+        let dpo = |steps: usize, live| TrainConfig {
+            dpo: DpoConfig { epochs: steps, learning_rate_ratio: 1.0, learning_rate_ratio_later: 1.0, pairs_per_step: 4, ..DpoConfig::default() },
+            iteration,
+            seed: 5,
+            live,
+            ..TrainConfig::default()
+        };
+        let mut one = LmPolicy::<CpuTrain>::new(settings.clone(), Default::default());
+        one.load(start.path()).unwrap();
+        one.train_preferences(&pairs, &dpo(1, Default::default())).unwrap();
+        let moved: Vec<f64> = margins(&one).iter().zip(&reference).map(|(m, r)| m - r).collect();
+        assert!(moved.iter().all(|m| m.abs() > 1e-3), "the first step moved every margin: {moved:?}");
+        let expected = moved.iter().map(|m| -(1.0 / (1.0 + (-beta * m).exp())).ln()).sum::<f64>() / moved.len() as f64;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        let mut two = LmPolicy::<CpuTrain>::new(settings.clone(), Default::default());
+        two.load(start.path()).unwrap();
+        two.train_preferences(&pairs, &dpo(2, eef_runtime::live::LiveMetrics::open(&path).unwrap())).unwrap();
+        let steps: Vec<f64> = eef_runtime::live::read(&path).unwrap().into_iter().filter(|r| r.event == "train_step").map(|r| r.loss.unwrap()).collect();
+        assert_eq!(steps.len(), 2);
+        assert!((steps[1] - expected).abs() < 1e-4, "iteration {iteration}: step 2's loss {} vs the loss at β = {beta}: {expected}", steps[1]);
+    }
+}
+
 /// Live metrics: training appends one line per optimizer step, as it goes, with the step's mean
 /// loss, the scheduled learning rate and its throughput; a step trained again after a resume is
 /// logged again.

@@ -152,6 +152,20 @@ mod tests {
     }
 
     #[test]
+    fn etos_loop_and_hyper_parameters_are_the_defaults() {
+        // run_eto.sh: explore with fastchat.json (temperature 0), DPO alone from the explorer,
+        // batch 32, β 0.1 then 0.5, learning rate 1e-6 then 5e-7 against SFT's 2e-5, 3 epochs.
+        assert_eq!(Eto.explore_temperature(), Some(0.0));
+        assert_eq!(Eto.training(), Training::Preferences);
+        let d = crate::policy::DpoConfig::default();
+        assert_eq!((d.pairs_per_step, d.epochs), (32, 3));
+        assert_eq!((d.beta_at(1), d.beta_at(2)), (0.1, 0.5));
+        assert!((d.learning_rate_ratio_at(1) * 2e-5 - 1e-6).abs() < 1e-15);
+        assert!((d.learning_rate_ratio_at(2) * 2e-5 - 5e-7).abs() < 1e-15);
+        assert!((d.learning_rate_ratio_at(3) - d.learning_rate_ratio_at(2)).abs() < 1e-15);
+    }
+
+    #[test]
     fn broken_explorations_give_no_pair() {
         let g = golden(1.0);
         for termination in [Termination::EnvFailed("crash".into()), Termination::PolicyFailed("no answer".into()), Termination::ReplayDiverged { step: 0 }] {
