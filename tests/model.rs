@@ -462,6 +462,23 @@ fn a_pretrained_checkpoint_starts_a_policy_even_when_its_tokenizer_lacks_the_tem
     assert!(close(&rows(&model, config.vocab_size, 1), &mean, 1e-6));
 }
 
+/// `n` preference pairs over the first `kinds` of three doors: the chosen trajectory pulls the
+/// door's lever, the rejected one a wrong lever.
+fn door_pairs(n: usize, kinds: usize) -> Vec<eef_runtime::selection::PreferencePair> {
+    let turn = |o: &str, a: &str| (o.to_owned(), a.to_owned(), true);
+    let doors = [("a red door", "pull[red]", "pull[blue]"), ("a blue door", "pull[blue]", "pull[green]"), ("a green door", "pull[green]", "pull[red]")];
+    (0..n)
+        .map(|k| {
+            let (obs, good, bad) = doors[k % kinds];
+            let chosen = expert_success(k, "open the door".into(), vec![turn("a hall", "walk"), turn(obs, good)]);
+            let mut rejected = expert_success(100 + k, "open the door".into(), vec![turn("a hall", "walk"), turn(obs, bad)]);
+            rejected.success = false;
+            rejected.reward = 0.0;
+            eef_runtime::selection::PreferencePair { task_id: chosen.task_id.clone(), chosen, rejected }
+        })
+        .collect()
+}
+
 /// DPO on a fixed pair set: the chosen-minus-rejected log-likelihood margin of every pair rises
 /// (each pair's rejected trajectory takes a wrong action where the chosen one is right), the loss
 /// starts at ln 2 (the policy is its own reference), and training without pairs is refused.
@@ -469,19 +486,7 @@ fn a_pretrained_checkpoint_starts_a_policy_even_when_its_tokenizer_lacks_the_tem
 fn dpo_raises_the_chosen_minus_rejected_margin() {
     use eef_runtime::model::{LmPolicy, LmSettings};
     use eef_runtime::policy::{DpoConfig, Policy, TrainConfig};
-    use eef_runtime::selection::PreferencePair;
-    let turn = |o: &str, a: &str| (o.to_owned(), a.to_owned(), true);
-    let doors = [("a red door", "pull[red]", "pull[blue]"), ("a blue door", "pull[blue]", "pull[green]"), ("a green door", "pull[green]", "pull[red]")];
-    let pairs: Vec<PreferencePair> = (0..6)
-        .map(|k| {
-            let (obs, good, bad) = doors[k % 3];
-            let chosen = expert_success(k, "open the door".into(), vec![turn("a hall", "walk"), turn(obs, good)]);
-            let mut rejected = expert_success(100 + k, "open the door".into(), vec![turn("a hall", "walk"), turn(obs, bad)]);
-            rejected.success = false;
-            rejected.reward = 0.0;
-            PreferencePair { task_id: chosen.task_id.clone(), chosen, rejected }
-        })
-        .collect();
+    let pairs = door_pairs(6, 3);
     let settings = LmSettings { model: small(false), vocab_size: 300, batch_size: 4, ..LmSettings::default() };
     let mut p = LmPolicy::<CpuTrain>::new(settings, Default::default());
     let refused = p.train_preferences(&pairs, &TrainConfig::default()).unwrap_err();
@@ -522,19 +527,7 @@ fn dpo_raises_the_chosen_minus_rejected_margin() {
 fn dpo_trains_at_the_iterations_beta() {
     use eef_runtime::model::{LmPolicy, LmSettings};
     use eef_runtime::policy::{DpoConfig, Policy, TrainConfig};
-    use eef_runtime::selection::PreferencePair;
-    let turn = |o: &str, a: &str| (o.to_owned(), a.to_owned(), true);
-    let doors = [("a red door", "pull[red]", "pull[blue]"), ("a blue door", "pull[blue]", "pull[green]")];
-    let pairs: Vec<PreferencePair> = (0..4)
-        .map(|k| {
-            let (obs, good, bad) = doors[k % 2];
-            let chosen = expert_success(k, "open the door".into(), vec![turn("a hall", "walk"), turn(obs, good)]);
-            let mut rejected = expert_success(100 + k, "open the door".into(), vec![turn("a hall", "walk"), turn(obs, bad)]);
-            rejected.success = false;
-            rejected.reward = 0.0;
-            PreferencePair { task_id: chosen.task_id.clone(), chosen, rejected }
-        })
-        .collect();
+    let pairs = door_pairs(4, 2);
     let both: Vec<_> = pairs.iter().flat_map(|p| [p.chosen.clone(), p.rejected.clone()]).collect();
     let settings = LmSettings { model: small(false), vocab_size: 300, batch_size: 4, ..LmSettings::default() };
     let mut sft = LmPolicy::<CpuTrain>::new(settings.clone(), Default::default());
