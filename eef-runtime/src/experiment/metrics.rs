@@ -72,14 +72,30 @@ impl PairedDifference {
 /// observation, so what the tasks have in common (some are hard for every method) cancels,
 /// and the interval separates methods that overlapping per-method intervals cannot.
 pub fn paired(a: &Metrics, b: &Metrics) -> Option<PairedDifference> {
-    let diffs: Vec<[f64; 2]> = a.tasks.iter().filter_map(|(k, x)| b.tasks.get(k).map(|y| [x[0] - y[0], x[1] - y[1]])).collect();
-    if diffs.is_empty() {
+    paired_within(&[(a, b)])
+}
+
+/// [`paired`] over several runs (seeds): each run's common tasks give its mean difference, the
+/// runs' means are averaged, and the interval resamples tasks within each run
+/// ([`bootstrap_ci_within`]). `None` when some run's two sides share no task.
+pub fn paired_within(runs: &[(&Metrics, &Metrics)]) -> Option<PairedDifference> {
+    let mut diffs: [Vec<Vec<f64>>; 2] = [Vec::new(), Vec::new()];
+    for (a, b) in runs {
+        for (i, d) in diffs.iter_mut().enumerate() {
+            d.push(a.tasks.iter().filter_map(|(k, x)| b.tasks.get(k).map(|y| x[i] - y[i])).collect());
+        }
+    }
+    if runs.is_empty() || diffs[0].iter().any(Vec::is_empty) {
         return None;
     }
-    let w: Vec<f64> = diffs.iter().map(|d| d[0]).collect();
-    let r: Vec<f64> = diffs.iter().map(|d| d[1]).collect();
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    Some(PairedDifference { tasks: diffs.len(), win_rate: mean(&w), win_rate_ci: bootstrap_ci(&w), avg_reward: mean(&r), avg_reward_ci: bootstrap_ci(&r) })
+    let mean = |g: &[Vec<f64>]| g.iter().map(|v| v.iter().sum::<f64>() / v.len() as f64).sum::<f64>() / g.len() as f64;
+    Some(PairedDifference {
+        tasks: diffs[0].iter().map(Vec::len).sum(),
+        win_rate: mean(&diffs[0]),
+        win_rate_ci: bootstrap_ci_within(&diffs[0]),
+        avg_reward: mean(&diffs[1]),
+        avg_reward_ci: bootstrap_ci_within(&diffs[1]),
+    })
 }
 
 /// Resamples behind the bootstrap intervals.

@@ -243,7 +243,7 @@ impl Report {
 
     /// The methods the others are compared with: SFT and the first plain RFT, when the run has
     /// them.
-    fn baselines(&self) -> Vec<&MethodReport> {
+    pub(crate) fn baselines(&self) -> Vec<&MethodReport> {
         ["sft", "rft"].iter().filter_map(|sel| self.methods.iter().find(|m| m.selector == *sel)).collect()
     }
 

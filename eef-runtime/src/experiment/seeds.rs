@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::metrics::{bootstrap_ci, bootstrap_ci_within, Metrics, PairedDifference};
+use super::metrics::{bootstrap_ci, bootstrap_ci_within, paired_within, Metrics};
 use super::report::Report;
 
 /// Column `i` (0: success share, 1: reward) of each seed's per-task results, or `None` when a
@@ -78,28 +78,14 @@ pub fn seeds_markdown(seeds: &[u64], reports: &[Report]) -> String {
 /// the seeds, with the interval resampling tasks within seeds.
 fn paired_rows(s: &mut String, first: &Report, reports: &[Report]) {
     let mut rows = Vec::new();
-    for base in ["sft", "rft"].iter().filter_map(|sel| first.methods.iter().find(|m| m.selector == *sel)) {
+    for base in first.baselines() {
         let Some(b) = reported(reports, &base.label) else { continue };
         for m in first.methods.iter().filter(|m| m.label != base.label && m.selector != "sft") {
             let Some(a) = reported(reports, &m.label) else { continue };
-            let mut diffs: [Vec<Vec<f64>>; 2] = [Vec::new(), Vec::new()];
-            for (x, y) in a.iter().zip(&b) {
-                for (i, d) in diffs.iter_mut().enumerate() {
-                    d.push(x.tasks.iter().filter_map(|(k, v)| y.tasks.get(k).map(|w| v[i] - w[i])).collect());
-                }
+            let runs: Vec<(&Metrics, &Metrics)> = a.into_iter().zip(b.iter().copied()).collect();
+            if let Some(d) = paired_within(&runs) {
+                rows.push(format!("| {} − {} | {} |", m.label, base.label, d.cells()));
             }
-            if diffs[0].iter().any(Vec::is_empty) {
-                continue;
-            }
-            let mean = |g: &[Vec<f64>]| g.iter().map(|v| v.iter().sum::<f64>() / v.len() as f64).sum::<f64>() / g.len() as f64;
-            let d = PairedDifference {
-                tasks: diffs[0].iter().map(Vec::len).sum(),
-                win_rate: mean(&diffs[0]),
-                win_rate_ci: bootstrap_ci_within(&diffs[0]),
-                avg_reward: mean(&diffs[1]),
-                avg_reward_ci: bootstrap_ci_within(&diffs[1]),
-            };
-            rows.push(format!("| {} − {} | {} |", m.label, base.label, d.cells()));
         }
     }
     if rows.is_empty() {
