@@ -544,3 +544,37 @@ fn eto_iterations_are_dpo_alone_from_the_model_they_explored_with() {
         assert!(pairs.iter().all(|p| p.rejected.id.starts_with(&format!("eto/it{k}/")) || p.chosen.id.starts_with(&format!("eto/it{k}/"))));
     }
 }
+
+/// Off a terminal (a batch job's log), a run prints what it does: where it writes, a line per
+/// finished phase with its numbers (rollouts, training, selection, each iteration's test
+/// score), the run's remaining time once every kind of phase still to run has been seen, and
+/// where the report is.
+#[test]
+fn a_run_off_a_terminal_prints_each_phase_and_the_time_left() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = config(tmp.path());
+    c.rollout.progress = true;
+    let shown = common::SharedBuf::default();
+    let console = eef_runtime::console::Console::lines(shown.clone(), std::time::Duration::from_secs(3600));
+    let exp = eef_experiments::vault::experiment(c).unwrap().console(console);
+    let report = runtime().block_on(exp.run()).unwrap();
+    let text = shown.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.iter().all(|l| l.starts_with('[') && l.contains("] ")), "every line starts with the run's time:\n{text}");
+    assert!(lines[0].contains("] vault: 50 training, 30 test, 10 dev tasks; methods SFT, RFT, RFT x6, EEF; run directory "), "{text}");
+    let has = |needle: &str| lines.iter().any(|l| l.contains(needle));
+    assert!(has("] expert: 50 episodes, success "), "{text}");
+    assert!(has("] SFT train: "), "{text}");
+    assert!(has("] SFT eval it0: 30 episodes, success "), "{text}");
+    assert!(has("] SFT dev it0: 10 episodes, success "), "{text}");
+    let eef = report.methods.iter().find(|m| m.label == "EEF").unwrap();
+    let it1 = &eef.iterations[1];
+    assert!(it1.recovery_states > 0 && has(&format!("] EEF it1 selection: ")) && has(&format!(" ({} from recovery states), ", it1.recovery_states)), "{text}");
+    assert!(has(&format!("] EEF it2 done: test success {:.1}%", 100.0 * eef.iterations[2].eval.win_rate)), "{text}");
+    assert!(has("EEF explore it1: ") && has("RFT x6 explore it2: "), "{text}");
+    // The time left is shown once it can be estimated, and not on the run's last phase.
+    let with_eta: Vec<&&str> = lines.iter().filter(|l| l.contains("[run: ~")).collect();
+    assert!(!with_eta.is_empty(), "{text}");
+    assert!(!lines.iter().rev().find(|l| l.contains("EEF dev it2: ")).unwrap().contains("[run: ~"), "{text}");
+    assert!(lines.last().unwrap().contains("] report: ") && lines.last().unwrap().contains("report.md"), "{text}");
+}

@@ -153,6 +153,12 @@ fn what_is_not_implemented_is_refused_by_name() {
     let c = hf::read_config(dir.path(), &[]).unwrap();
     assert!(c.check_context(512).unwrap_err().contains("sliding_window = 256"));
     assert!(c.check_context(256).is_ok());
+    // Loading the weights refuses it too, unless told the sequences fit in the window.
+    let err = load_error(dir.path());
+    assert!(err.contains("sliding_window = 256: sliding-window attention is not implemented") && err.contains("load_safetensors_within"), "{err}");
+    let err = hf::load_safetensors_within::<Cpu>(dir.path(), &Default::default(), 512).map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("sequences of up to 512 tokens"), "{err}");
+    assert!(hf::load_safetensors_within::<Cpu>(dir.path(), &Default::default(), 256).is_ok());
     // A declared-harmless key is accepted.
     let dir = edited("tiny-llama3.1", |v| v["my_note"] = "x".into());
     assert!(hf::read_config(dir.path(), &["my_note".to_owned()]).is_ok());
@@ -278,7 +284,7 @@ fn cases(file: &str) -> Vec<Case> {
 
 #[test]
 fn chat_templates_render_what_apply_chat_template_renders_token_for_token() {
-    for (folder, file) in [("tiny-llama3.2-instruct", "chat-llama3.json"), ("tiny-qwen2.5-instruct", "chat-qwen2.5.json")] {
+    for (folder, file) in [("tiny-llama3.2-instruct", "chat-llama3.json"), ("tiny-qwen2.5-instruct", "chat-qwen2.5.json"), ("tiny-mistral-v0.3-chat", "chat-mistral-v0.3.json")] {
         let chat = chat(folder, ChatSettings::default());
         let cases = cases(file);
         assert!(cases.len() >= 20);
@@ -309,9 +315,16 @@ fn runs(mask: &[u8]) -> Vec<std::ops::Range<usize>> {
 
 #[test]
 fn loss_masks_mark_exactly_the_trainable_answers_tokens() {
-    for (folder, file) in [("tiny-llama3.2-instruct", "chat-llama3.json"), ("tiny-qwen2.5-instruct", "chat-qwen2.5.json")] {
+    for (folder, file) in [("tiny-llama3.2-instruct", "chat-llama3.json"), ("tiny-qwen2.5-instruct", "chat-qwen2.5.json"), ("tiny-mistral-v0.3-chat", "chat-mistral-v0.3.json")] {
         let chat = chat(folder, ChatSettings::default());
         for (i, c) in cases(file).into_iter().enumerate() {
+            if folder.contains("mistral") && c.messages[0].role == Role::System {
+                // Mistral v0.3's template shows the system prompt only in a dialogue that ends
+                // with a user message, so a whole dialogue with answers has no place for it:
+                // such trajectories train as per-turn windows (each the prompt acting saw), the
+                // sequences' fallback for templates that are not prefix-stable.
+                continue;
+            }
             // Every other assistant message is masked out (an expert prefix, a harmful action).
             let mut messages = c.messages.clone();
             let mut keep = Vec::new();
@@ -348,6 +361,18 @@ fn stop_ids_come_from_generation_config_and_include_the_end_of_turn() {
     let answer = llama.answer("click[buy now]");
     assert_eq!(*answer.last().unwrap(), tok.token_id("<|eot_id|>").unwrap());
     assert_eq!(tok.decode(&answer[..answer.len() - 1]), "click[buy now]");
+    // Mistral v0.3's shape ends an answer with `' ' + eos_token`: the plain-space token `▁`
+    // (which decodes to nothing) comes first and must not stop generation, or an action stops
+    // at its first space; only the special `</s>` stops it.
+    let mistral = chat("tiny-mistral-v0.3-chat", ChatSettings::default());
+    let mtok = mistral.tok();
+    assert_eq!(mistral.stop_ids(), [mtok.token_id("</s>").unwrap()]);
+    let space = mtok.token_id("▁").unwrap();
+    assert!(!mistral.stop_ids().contains(&space));
+    let answer = mistral.answer("click[item 0]");
+    let end = answer.iter().position(|i| mistral.stop_ids().contains(i)).unwrap();
+    assert_eq!(end, answer.len() - 1, "the answer runs to </s>: {answer:?}");
+    assert!(mtok.decode(&answer[..end]).contains("click[item 0]"), "{:?}", mtok.decode(&answer[..end]));
 }
 
 /// A trajectory with thoughts: `(observation, thought, action, trainable)` per turn.

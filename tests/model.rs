@@ -572,10 +572,15 @@ fn training_logs_every_optimizer_step_to_the_live_metrics_file() {
     settings.train.checkpoint_every = 0;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("metrics.jsonl");
-    let live = LiveMetrics::open(&path).unwrap().scoped("EEF", 2);
+    // What a batch job's log shows: a line at every step (interval 0), off a terminal.
+    let shown = common::SharedBuf::default();
+    let console = eef_runtime::console::Console::lines(shown.clone(), std::time::Duration::ZERO);
+    let live = LiveMetrics::open(&path).unwrap().with_console(console).scoped("EEF", 2);
     let mut p = eef_runtime::model::LmPolicy::<CpuTrain>::new(settings.clone(), Default::default());
-    let cfg = TrainConfig { epochs: 3, seed: 11, live, ..TrainConfig::default() };
+    let cfg = TrainConfig { epochs: 3, seed: 11, live: live.clone(), ..TrainConfig::default() };
+    live.train_begins("sft", &format!("{} trajectories", data.len()));
     let report = p.train(&data, &cfg).unwrap();
+    live.phase("train", serde_json::json!({ "objective": "sft", "trajectories": data.len(), "loss": report.loss, "seconds": 1.5 }));
     let steps: Vec<_> = read(&path).unwrap().into_iter().filter(|r| r.event == "train_step").collect();
     let text = std::fs::read_to_string(&path).unwrap();
     let first_line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
@@ -593,6 +598,21 @@ fn training_logs_every_optimizer_step_to_the_live_metrics_file() {
     let sched = eef_runtime::model::learning_rate(&TrainSettings { total_steps: expected, ..settings.train.clone() }, 3);
     assert!((lr - sched).abs() < 1e-12, "step 4 logs the rate it applied: {lr} vs {sched}");
     assert!(line["tokens"].as_u64().unwrap() > 0 && line["tokens_per_s"].as_f64().unwrap() > 0.0 && line["time"].as_f64().unwrap() > 1.7e9);
+    // The console showed the same steps: a line per step with its epoch, loss and throughput,
+    // an ETA until the last, then the phase's summary.
+    let shown = shown.text();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(lines[0].ends_with(&format!("] EEF it2 train 0 preparing {} trajectories", data.len())), "{shown}");
+    let progress: Vec<&str> = lines.iter().copied().filter(|l| l.contains("EEF it2 train ") && l.contains(" tok/s")).collect();
+    assert_eq!(progress.len(), expected, "{shown}");
+    for (i, l) in progress.iter().enumerate() {
+        let step = format!("EEF it2 train {}/{expected} (", i + 1);
+        assert!(l.contains(&step) && l.contains(", loss ") && l.contains("epoch "), "{l}");
+        assert_eq!(l.contains(", eta "), i + 1 < expected && i > 0, "{l}");
+    }
+    assert!(progress[0].contains("epoch 1/3") && progress[expected - 1].contains("epoch 3/3"), "{shown}");
+    let summary = lines.last().unwrap();
+    assert!(summary.contains(&format!("EEF it2 train: {} trajectories, {expected} steps (3 epochs), loss ", data.len())) && summary.contains(" tok/s, 2s"), "{summary}");
 }
 
 /// Greedy and sampled rollouts on the Vault through the rollout engine (four episodes at a time),

@@ -32,7 +32,7 @@ use crate::task::Split;
 
 /// A configuration error with its position in the TOML source.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}:{line}:{column}: {message}", path.display())]
+#[error("{}{}: {message}", path.display(), if *line > 0 { format!(":{line}:{column}") } else { String::new() })]
 pub struct ConfigError {
     /// The file (or `<string>`).
     pub path: PathBuf,
@@ -338,6 +338,10 @@ impl ExperimentConfig {
         let at = |needle: &str, message: String| self.error_at(needle, message);
         if self.rollout.concurrency == 0 {
             return Err(at("concurrency", "rollout.concurrency must be at least 1".into()));
+        }
+        let share = self.rollout.max_broken_share;
+        if !(0.0..=1.0).contains(&share) {
+            return Err(at("max_broken_share", format!("rollout.max_broken_share is a share of a phase's episodes, between 0 and 1, not {share}")));
         }
         if self.train.iteration_epochs == Some(0) {
             return Err(at("iteration_epochs", "train.iteration_epochs must be at least 1 (leave it out to train the iterations for `epochs`)".into()));

@@ -40,9 +40,33 @@ pub enum Error {
     /// The experiment was set up inconsistently (e.g. an unknown selector name).
     #[error("invalid experiment: {0}")]
     Setup(String),
+    /// The run's tasks, expert or environment would make its result meaningless (no test tasks,
+    /// an expert with no successes, mostly broken episodes, ...): it stops instead of reporting.
+    #[error("{cause}\n  fix: {fix}")]
+    Meaningless {
+        /// What is wrong, with the numbers.
+        cause: String,
+        /// What to change.
+        fix: String,
+    },
+    /// The experiment's reward panicked while scoring an episode.
+    #[error("the reward `{reward}` panicked scoring an episode of task {task}: {message}")]
+    Reward {
+        /// The reward's name ([`crate::Reward::name`]).
+        reward: String,
+        /// The episode's task.
+        task: String,
+        /// The panic's message.
+        message: String,
+    },
 }
 
 impl Error {
+    /// A [`Error::Meaningless`] error.
+    pub fn meaningless(cause: impl Into<String>, fix: impl Into<String>) -> Self {
+        Error::Meaningless { cause: cause.into(), fix: fix.into() }
+    }
+
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }

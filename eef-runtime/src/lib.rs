@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod console;
 pub mod environment;
 pub mod error;
 pub mod experiment;

@@ -7,6 +7,9 @@
 //! The file is a log, not a result: a resumed run appends to it (a step trained again after a
 //! kill appears twice), and its times and throughputs differ between identical runs, so it is
 //! not among the files that identical runs write byte for byte.
+//!
+//! A handle may also carry the run's [`Console`]: every step and phase it records is then shown
+//! on stderr as it happens (a training bar, a line per finished phase).
 
 use std::fs::File;
 use std::io::Write;
@@ -14,6 +17,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+
+use crate::console::{summary, Bar, Console, PhaseKind, TrainTally};
 
 /// One optimizer step of training.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -26,6 +31,8 @@ pub struct TrainStep {
     pub total_steps: usize,
     /// The epoch the step belongs to (0-based).
     pub epoch: usize,
+    /// The epochs the training call makes.
+    pub epochs: usize,
     /// The step's loss: the mean over its micro-batches.
     pub loss: f64,
     /// The learning rate the step applied.
@@ -53,6 +60,12 @@ struct Line<'a> {
     event: Event<'a>,
 }
 
+/// A training call as the console shows it: its bar and what its steps added up to.
+struct Training {
+    bar: Bar,
+    tally: TrainTally,
+}
+
 /// A handle that appends to the run's live-metrics file, scoped to a method and iteration
 /// ([`LiveMetrics::scoped`]). The default handle writes nothing. Cloning shares the file; two
 /// handles always compare equal (a log is not a setting).
@@ -61,6 +74,9 @@ pub struct LiveMetrics {
     file: Option<Arc<Mutex<File>>>,
     method: Arc<str>,
     iteration: usize,
+    console: Console,
+    /// The scope's training call in progress (one at a time per scope).
+    training: Arc<Mutex<Option<Training>>>,
 }
 
 impl std::fmt::Debug for LiveMetrics {
@@ -79,12 +95,48 @@ impl LiveMetrics {
     /// Opens `path` for appending (created when missing).
     pub fn open(path: &Path) -> std::io::Result<Self> {
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(LiveMetrics { file: Some(Arc::new(Mutex::new(file))), method: Arc::from(""), iteration: 0 })
+        Ok(LiveMetrics { file: Some(Arc::new(Mutex::new(file))), ..LiveMetrics::default() })
     }
 
-    /// The same file, with lines tagged `method` and `iteration`.
+    /// The same handle, also showing what it records on `console`.
+    pub fn with_console(self, console: Console) -> Self {
+        LiveMetrics { console, ..self }
+    }
+
+    /// The console this handle shows its records on (quiet by default).
+    pub fn console(&self) -> &Console {
+        &self.console
+    }
+
+    /// The same file and console, with lines tagged `method` and `iteration`.
     pub fn scoped(&self, method: &str, iteration: usize) -> Self {
-        LiveMetrics { file: self.file.clone(), method: Arc::from(method), iteration }
+        LiveMetrics { file: self.file.clone(), method: Arc::from(method), iteration, console: self.console.clone(), training: Arc::default() }
+    }
+
+    /// How the console names this scope: `SFT`, `EEF it2`, `expert`.
+    fn scope(&self) -> String {
+        if self.iteration == 0 || self.method.is_empty() {
+            self.method.to_string()
+        } else {
+            format!("{} it{}", self.method, self.iteration)
+        }
+    }
+
+    fn training(&self) -> std::sync::MutexGuard<'_, Option<Training>> {
+        self.training.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A training call starts (`objective`: `"sft"` or `"dpo"`) on `what` (e.g. `"320
+    /// trajectories"`): the console shows a spinner until its first optimizer step. Nothing is
+    /// written to the file.
+    pub fn train_begins(&self, objective: &str, what: &str) {
+        if self.console.is_quiet() {
+            return;
+        }
+        let label = format!("{} {}", self.scope(), if objective == "dpo" { "dpo" } else { "train" });
+        let bar = self.console.bar(&label, None);
+        bar.update(0, format!("preparing {what}"));
+        *self.training() = Some(Training { bar, tally: TrainTally::default() });
     }
 
     /// Whether lines are written anywhere.
@@ -92,14 +144,53 @@ impl LiveMetrics {
         self.file.is_some()
     }
 
-    /// Appends an optimizer step.
+    /// Appends an optimizer step (and moves the console's training bar).
     pub fn train_step(&self, step: &TrainStep) {
         self.write(Event::TrainStep(step));
+        if self.console.is_quiet() {
+            return;
+        }
+        let mut training = self.training();
+        let t = training.get_or_insert_with(|| {
+            let label = format!("{} {}", self.scope(), if step.objective == "dpo" { "dpo" } else { "train" });
+            Training { bar: self.console.bar(&label, None), tally: TrainTally::default() }
+        });
+        t.tally.steps = step.step;
+        t.tally.epochs = step.epochs;
+        t.tally.tokens += step.tokens;
+        t.tally.seconds += if step.tokens_per_s > 0.0 { step.tokens as f64 / step.tokens_per_s } else { 0.0 };
+        t.bar.set_total(Some(step.total_steps as u64));
+        let message = format!("epoch {}/{}, loss {:.4}, {:.0} tok/s", step.epoch + 1, step.epochs.max(1), step.loss, step.tokens_per_s);
+        t.bar.update(step.step as u64, message);
     }
 
-    /// Appends the end of a phase with its numbers (a JSON object).
+    /// Appends the end of a phase with its numbers (a JSON object), and prints its line on the
+    /// console: `train` (a training call), `selection`, `iteration` (an iteration's evaluation),
+    /// or a rollout phase's label (`"EEF explore it1"`).
     pub fn phase(&self, phase: &str, values: serde_json::Value) {
         self.write(Event::Phase { phase, values: &values });
+        if self.console.is_quiet() {
+            return;
+        }
+        let seconds = values.get("seconds").and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+        let (line, kind) = match phase {
+            "train" => {
+                let tally = self.training().take().map(|t| t.tally).unwrap_or_default();
+                (summary::train(&self.scope(), &values, &tally), Some(PhaseKind::Train))
+            }
+            "selection" => (summary::selection(&self.scope(), &values), None),
+            "iteration" => (summary::iteration(&self.scope(), &values), None),
+            label => (summary::rollout(label, &values), PhaseKind::of_rollout(label)),
+        };
+        let left = kind.and_then(|k| {
+            let mut eta = self.console.eta();
+            eta.done(&self.method, k, seconds);
+            eta.seconds_left()
+        });
+        match left {
+            Some(s) => self.console.line(&format!("{line}  [run: ~{} left]", crate::console::duration(s))),
+            _ => self.console.line(&line),
+        }
     }
 
     fn write(&self, event: Event<'_>) {

@@ -105,3 +105,21 @@ macro_rules! into_score {
 }
 
 into_score!(f64, f32, i8, i16, i32, u8, u16, u32, bool);
+
+/// Scores `t` with `reward` and decides its success, turning a panic in the reward into
+/// [`Error::Reward`](crate::Error::Reward) (naming the reward and the episode's task) instead of
+/// a crashed worker.
+pub fn score_checked(reward: &dyn Reward, t: &Trajectory) -> Result<(f64, bool), crate::Error> {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let score = reward.score(t);
+        (score, reward.is_success(score))
+    }));
+    outcome.map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(a panic without a message)".to_owned());
+        crate::Error::Reward { reward: reward.name().to_owned(), task: t.task_id.to_string(), message }
+    })
+}

@@ -3,9 +3,20 @@
 //!
 //! Export writes the instruction and first observation as the first `human` message, every action
 //! as a `gpt` message in ReAct form (`Thought: ...\nAction: ...`, or `Action: ...` without a
-//! thought), and every later observation as a `human` message. Import reads the same layout and
-//! also ETO's files, whose first messages are a task prompt and an `OK` acknowledgement: a `gpt`
-//! message without an `Action:` line is kept as context, not as an action.
+//! thought), and every later observation as a `human` message, so the messages alternate and end
+//! with the last action, as LLaMA-Factory's ShareGPT loader requires (it drops a conversation
+//! that ends with a `human` message). The observation after the last action carries no loss and
+//! is kept in the conversation's own `final_observation` field, which trainers ignore.
+//!
+//! Masks: `gpt` messages carry `weight` (axolotl's per-message switch: 0 = masked) when some
+//! action of the conversation is masked. LLaMA-Factory has no per-message switch; for it,
+//! [`export_for_training`] splits a conversation with masked actions into one example per trained
+//! action, ending with it, to be trained with `mask_history: true` (loss on each example's last
+//! answer only).
+//!
+//! Import reads the same layout and also ETO's files, whose first messages are a task prompt and
+//! an `OK` acknowledgement: a `gpt` message without an `Action:` line is kept as context, not as
+//! an action.
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +46,10 @@ pub struct Conversation {
     /// Reward, when the file records one (ETO's exploration files do).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reward: Option<f64>,
+    /// The observation after the last action (not a message: it carries no loss, and a
+    /// conversation must end with the assistant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_observation: Option<String>,
 }
 
 /// Why a conversation could not be imported.
@@ -84,10 +99,39 @@ pub fn export(t: &Trajectory) -> Conversation {
         let weight = masked.then_some(u8::from(turn.trainable));
         msgs.push(Message { from: "gpt".into(), value: render_action(turn.thought.as_deref(), &turn.action), weight });
     }
-    if !t.final_observation.is_empty() {
-        msgs.push(Message { from: "human".into(), value: t.final_observation.clone(), weight: None });
+    let final_observation = (!t.final_observation.is_empty()).then(|| t.final_observation.clone());
+    Conversation { id: serde_json::Value::String(t.id.clone()), conversations: msgs, reward: Some(t.reward), final_observation }
+}
+
+/// The examples a trainer without per-message masks (LLaMA-Factory) needs for `t`: the whole
+/// conversation when every action is trained, else one example per trained action — the
+/// conversation up to and including it, id `{id}#{turn}` — each to be trained on its last answer
+/// only (LLaMA-Factory's `mask_history: true`). No masked action is then ever a training target.
+pub fn export_for_training(t: &Trajectory) -> Vec<Conversation> {
+    if t.turns.iter().all(|x| x.trainable) {
+        return vec![export(t)];
     }
-    Conversation { id: serde_json::Value::String(t.id.clone()), conversations: msgs, reward: Some(t.reward) }
+    export_per_action(t)
+}
+
+/// One example per trained action of `t` (the conversation up to and including it, id
+/// `{id}#{turn}`), for training on each example's last answer only; what
+/// [`export_for_training`] gives for a conversation with masked actions, and what a file mixing
+/// such conversations with fully trained ones needs for all of them (LLaMA-Factory's
+/// `mask_history` holds for a whole data set).
+pub fn export_per_action(t: &Trajectory) -> Vec<Conversation> {
+    let whole = export(t);
+    t.turns
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.trainable)
+        .map(|(k, _)| Conversation {
+            id: serde_json::Value::String(format!("{}#{k}", t.id)),
+            conversations: whole.conversations[..2 * k + 2].to_vec(),
+            reward: whole.reward,
+            final_observation: None,
+        })
+        .collect()
 }
 
 /// Imports a conversation as an expert trajectory of `task_id`. Step rewards are unknown and set
@@ -101,6 +145,7 @@ pub fn import(c: &Conversation, task_id: &str, success_threshold: f64) -> Result
     let mut turns: Vec<Turn> = Vec::new();
     let mut context = String::new();
     let mut pending: Option<String> = None;
+    let recorded_final = c.final_observation.clone();
     for m in &c.conversations {
         match m.from.as_str() {
             "human" | "system" | "user" => {
@@ -152,7 +197,7 @@ pub fn import(c: &Conversation, task_id: &str, success_threshold: f64) -> Result
         sample: 0,
         seed: 0,
         turns,
-        final_observation: pending.unwrap_or_default(),
+        final_observation: pending.or(recorded_final).unwrap_or_default(),
         termination: Termination::Done,
         reward,
         success: reward >= success_threshold - 1e-9,

@@ -65,19 +65,25 @@ pub fn main(default_config: &str, build: impl Fn(ExperimentConfig) -> Result<Exp
     let args = Args::parse();
     eef_runtime::logging::init();
     let outcome = if args.seeds > 1 { run_seeds(&args, default_config, &build) } else { run(&args, default_config, &build).map(|r| r.to_markdown()) };
-    match outcome {
-        Ok(markdown) => {
-            println!("{markdown}");
-            std::process::ExitCode::SUCCESS
-        }
-        Err(Error::Cancelled) => {
-            eprintln!("Interrupted. Everything finished so far is saved; run the same command again to resume.");
-            std::process::ExitCode::from(130)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
+    match &outcome {
+        Ok(markdown) => println!("{markdown}"),
+        Err(Error::Cancelled) => eprintln!("Interrupted. Everything finished so far is saved; run the same command again to resume."),
+        Err(e) => eprintln!("error: {e}"),
+    }
+    std::process::ExitCode::from(match &outcome {
+        Ok(_) => 0,
+        Err(e) => exit_status(e),
+    })
+}
+
+/// The exit status of a run that ended with `error`: 130 when it was interrupted (Ctrl-C, as
+/// shells report SIGINT), 2 when the run would have been meaningless (no tasks, an expert
+/// without successes, mostly broken episodes: [`Error::Meaningless`]), 1 for every other error.
+pub fn exit_status(error: &Error) -> u8 {
+    match error {
+        Error::Cancelled => 130,
+        Error::Meaningless { .. } => 2,
+        _ => 1,
     }
 }
 

@@ -131,3 +131,24 @@ pub fn expert_trajectory(k: usize, instruction: String, turns: Vec<Turn>, succes
         provenance: None,
     }
 }
+
+/// A writer whose bytes the test reads back (what a console printed).
+#[derive(Clone, Default)]
+pub struct SharedBuf(pub Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

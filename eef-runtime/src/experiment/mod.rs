@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod checks;
 mod dataset;
 pub mod code;
 pub mod metrics;
@@ -44,6 +45,7 @@ pub use run_dir::RunDir;
 use self::metrics::{ExploreStats, Metrics};
 use self::shared_policy::SharedPolicy;
 use crate::config::{ExperimentConfig, MethodConfig, TrainFrom};
+use crate::console::{Console, PhaseKind};
 use crate::environment::EnvFactory;
 use crate::error::Error;
 use crate::jsonl;
@@ -71,6 +73,7 @@ pub struct Experiment {
     fresh: bool,
     code: Option<code::CodeIdentity>,
     resume_anyway: bool,
+    console: Option<Console>,
 }
 
 impl std::fmt::Debug for Experiment {
@@ -106,6 +109,7 @@ impl Experiment {
             fresh: false,
             code: None,
             resume_anyway: false,
+            console: None,
         }
     }
 
@@ -161,6 +165,13 @@ impl Experiment {
     /// Resumes a run even when it was produced by other code (`--resume-anyway`).
     pub fn resume_anyway(mut self, yes: bool) -> Self {
         self.resume_anyway = yes;
+        self
+    }
+
+    /// Where the run shows its progress (default: [`Console::auto`] with `[rollout] progress`:
+    /// bars on a terminal, plain lines elsewhere).
+    pub fn console(mut self, console: Console) -> Self {
+        self.console = Some(console);
         self
     }
 
@@ -223,6 +234,7 @@ impl Experiment {
         let env_name = probe.name().to_owned();
         let all_tasks = probe.tasks();
         drop(probe);
+        checks::unique_task_ids(&env_name, &all_tasks)?;
         let mut train: Vec<Task> = all_tasks.iter().filter(|t| t.split == Split::Train).cloned().collect();
         if let Some(n) = self.config.experiment.max_train_tasks {
             train.truncate(n);
@@ -243,22 +255,34 @@ impl Experiment {
         if let Some(n) = self.config.eval.max_tasks {
             eval.truncate(n);
         }
+        checks::tasks(&self.config, &env_name, &all_tasks, train.len(), eval.len())?;
         tracing::info!(environment = %env_name, train = train.len(), dev = dev.len(), eval = eval.len(), dir = %dir.root().display(), "starting run");
+        let console = self.console.clone().unwrap_or_else(|| Console::auto(self.config.rollout.progress));
+        console.line(&format!(
+            "{env_name}: {} training, {} test{} tasks; methods {}; run directory {}",
+            train.len(),
+            eval.len(),
+            if dev.is_empty() { String::new() } else { format!(", {} dev", dev.len()) },
+            self.config.methods.iter().map(MethodConfig::label).collect::<Vec<_>>().join(", "),
+            dir.root().display()
+        ));
+        expect_phases(&console, &self.config, &dir, !dev.is_empty());
 
         let metrics_path = dir.file("metrics.jsonl");
         let runner = Runner {
             config: &self.config,
-            rollouts: Rollouts::new(factory, self.config.rollout.clone()),
+            rollouts: Rollouts::new(factory, self.config.rollout.clone()).with_console(console.clone()),
             reward: self.reward.clone(),
             cancel: self.cancel.clone(),
             make_policy,
             dir,
             eval_tasks: eval,
             dev_tasks: dev,
-            live: LiveMetrics::open(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?,
+            live: LiveMetrics::open(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?.with_console(console.clone()),
         };
 
         let (experts, expert_eval) = runner.expert_phase(self.expert.clone(), &train).await?;
+        checks::expert_successes(&experts, train.len(), self.reward.as_ref(), runner.dir.root())?;
         let expert_train = Metrics::of(&experts);
         let mut expert_sources: Vec<(String, Metrics)> = Vec::new();
         for source in &self.config.expert.sources {
@@ -321,6 +345,7 @@ impl Experiment {
         let md = runner.dir.file("report.md");
         jsonl::write_atomic(&md, report.to_markdown().as_bytes()).map_err(|e| Error::io(&md, e))?;
         write_json(&runner.dir.file("report.json"), &report)?;
+        console.line(&format!("report: {} (plots in {})", md.display(), plots.display()));
         Ok(report)
     }
 }
@@ -338,6 +363,24 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, E
     serde_json::from_str(&text)
         .map(Some)
         .map_err(|e| Error::Record { path: path.to_owned(), line: e.line(), message: e.to_string() })
+}
+
+/// Tells the console's run estimate which phases are still to run (those of iterations without
+/// an `iteration.json`).
+fn expect_phases(console: &Console, config: &ExperimentConfig, dir: &RunDir, dev: bool) {
+    let evals = 1 + usize::from(dev);
+    let mut eta = console.eta();
+    if !dir.sft().join("iteration.json").exists() {
+        eta.expect("SFT", PhaseKind::Train, usize::from(!dir.sft().join("checkpoint/trained.json").exists()));
+        eta.expect("SFT", PhaseKind::Eval, evals);
+    }
+    for m in config.methods.iter().filter(|m| m.selector != "sft") {
+        let label = m.label();
+        let todo = (1..=m.iterations.unwrap_or(config.experiment.iterations)).filter(|&k| !dir.iteration(&label, k).join("iteration.json").exists()).count();
+        eta.expect(&label, PhaseKind::Explore, todo);
+        eta.expect(&label, PhaseKind::Train, todo);
+        eta.expect(&label, PhaseKind::Eval, todo * evals);
+    }
 }
 
 /// The exploration budget a method matches: the selector whose planned starts it counts, and the
@@ -391,14 +434,15 @@ impl Runner<'_> {
         // complete the file is rewritten in job order (by task, then start, then sample), so
         // identical runs leave identical files whatever the concurrency.
         jsonl::write(path, &ordered)?;
+        let m = Metrics::of(&ordered);
         if simulated > 0 {
-            let m = Metrics::of(&ordered);
             let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
             live.phase(
                 label,
-                serde_json::json!({ "file": file, "episodes": m.episodes, "simulated": simulated, "win_rate": m.win_rate, "avg_reward": m.avg_reward, "seconds": started.elapsed().as_secs_f64() }),
+                serde_json::json!({ "file": file, "episodes": m.episodes, "simulated": simulated, "win_rate": m.win_rate, "avg_reward": m.avg_reward, "broken": m.broken, "seconds": started.elapsed().as_secs_f64() }),
             );
         }
+        checks::broken_share(label, &ordered, self.config.rollout.max_broken_share, path)?;
         Ok(ordered)
     }
 
@@ -447,8 +491,7 @@ impl Runner<'_> {
                 let mut t: Vec<Trajectory> = jsonl::read(path)?;
                 t.retain(|t| keep.contains(&t.task_id));
                 for x in &mut t {
-                    x.reward = self.reward.score(x);
-                    x.success = self.reward.is_success(x.reward);
+                    (x.reward, x.success) = crate::reward::score_checked(self.reward.as_ref(), x)?;
                     if name.is_some() {
                         x.provenance = name.clone();
                     }
@@ -488,9 +531,6 @@ impl Runner<'_> {
             selection.extend(Sft.select(&group));
         }
         let data: Vec<Trajectory> = selection.examples.iter().map(|e| e.trajectory.clone()).collect();
-        if data.is_empty() {
-            tracing::warn!("the expert succeeded on no training task: SFT has no data");
-        }
         let cfg = TrainConfig {
             seed: self.seed("train/sft"),
             checkpoint_dir: Some(dir.join("train-state")),
@@ -537,6 +577,7 @@ impl Runner<'_> {
         };
         let mut trained = TrainReport::default();
         if training == Training::Supervised {
+            cfg.live.train_begins("sft", &format!("{} trajectories", data.len()));
             let started = std::time::Instant::now();
             trained = policy.with_mut(|p| p.train(data, cfg)).map_err(cancelled)?;
             cfg.live.phase("train", serde_json::json!({ "objective": "sft", "trajectories": trained.trajectories, "trainable_turns": trained.trainable_turns, "loss": trained.loss, "sequences": trained.sequences, "seconds": started.elapsed().as_secs_f64() }));
@@ -544,6 +585,7 @@ impl Runner<'_> {
         if !pairs.is_empty() {
             // The DPO reference is the policy as this call finds it: after the supervised pass,
             // or, training by preference alone, the model it started from (the explorer).
+            cfg.live.train_begins("dpo", &format!("{} preference pairs", pairs.len()));
             let started = std::time::Instant::now();
             let dpo = policy.with_mut(|p| p.train_preferences(pairs, cfg)).map_err(cancelled)?;
             cfg.live.phase("train", serde_json::json!({ "objective": "dpo", "pairs": pairs.len(), "loss": dpo.loss, "sequences": dpo.sequences, "seconds": started.elapsed().as_secs_f64() }));

@@ -181,7 +181,7 @@ pub fn fit<B: LmAutodiffBackend>(
                     None => trainer.apply_step()?,
                     Some(p) => p.step(trainer)?,
                 }
-                meter.step(live, "dpo", trainer.step, &settings, epoch);
+                meter.step(live, "dpo", trainer.step, &settings, (epoch, epochs));
             }
         }
         Ok(())

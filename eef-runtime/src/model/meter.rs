@@ -34,15 +34,16 @@ impl StepMeter {
         self.tokens += tokens;
     }
 
-    /// Writes optimizer step `step` (1-based, just taken with `settings`' schedule) to `live` and
-    /// starts the next step's count.
-    pub fn step(&mut self, live: &LiveMetrics, objective: &'static str, step: usize, settings: &TrainSettings, epoch: usize) {
+    /// Writes optimizer step `step` (1-based, just taken with `settings`' schedule) of `epoch` of
+    /// `epochs` to `live` and starts the next step's count.
+    pub fn step(&mut self, live: &LiveMetrics, objective: &'static str, step: usize, settings: &TrainSettings, (epoch, epochs): (usize, usize)) {
         let seconds = self.since.elapsed().as_secs_f64().max(1e-9);
         live.train_step(&TrainStep {
             objective,
             step,
             total_steps: settings.total_steps,
             epoch,
+            epochs,
             loss: self.loss / self.micro.max(1) as f64,
             learning_rate: learning_rate(settings, step.saturating_sub(1)),
             tokens: self.tokens,

@@ -43,7 +43,7 @@ pub use rope::{apply_rope, rope_tables, Rope, RopeScaling};
 pub use tokenizer::{Tok, SPECIAL_TOKENS};
 pub use row::Row;
 pub use train::{learning_rate, Batch, OptimRecord, TrainSettings, Trainer};
-pub use hf::{load_safetensors, save_safetensors, WeightsError};
+pub use hf::{load_safetensors, load_safetensors_within, save_safetensors, WeightsError};
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 pub use backend::{Cpu, CpuTrain};
 pub use kernels::{LmAutodiffBackend, LmBackend};

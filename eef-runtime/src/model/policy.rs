@@ -289,7 +289,7 @@ impl<B: LmAutodiffBackend> LmPolicy<B> {
                     progress = TrainProgress { epoch, batch: batch + 1, step: trainer.step, micro: trainer.micro_steps(), loss, ..progress };
                     meter.micro(loss, batch_tokens);
                     if trainer.at_step_boundary() {
-                        meter.step(&config.live, "sft", trainer.step, &settings, epoch);
+                        meter.step(&config.live, "sft", trainer.step, &settings, (epoch, epochs));
                     }
                     let every = settings.checkpoint_every;
                     if let (Some(dir), true) = (ckpt_dir, every > 0 && trainer.at_step_boundary() && trainer.step.is_multiple_of(every)) {

@@ -121,6 +121,12 @@ impl Tok {
         Ok((e.get_ids().to_vec(), e.get_offsets().to_vec()))
     }
 
+    /// Whether `id` is one of the tokenizer's special tokens (an added token marked special, as
+    /// `<|eot_id|>`, `<|im_end|>` or `</s>` are).
+    pub fn is_special(&self, id: u32) -> bool {
+        self.inner.get_added_tokens_decoder().get(&id).is_some_and(|t| t.special)
+    }
+
     /// Text of `ids`, special tokens skipped.
     pub fn decode(&self, ids: &[u32]) -> String {
         self.inner.decode(ids, true).unwrap_or_default()

@@ -25,7 +25,12 @@ pub(crate) async fn serve(policy: Arc<dyn Policy>, mut rx: mpsc::Receiver<Pendin
         let answers = match tokio::task::spawn_blocking(move || {
             let n = requests.len();
             let mut out = p.act_batch(&requests);
-            out.resize_with(n, || Err(PolicyError::Other("policy returned too few answers".into())));
+            let got = out.len();
+            if got != n {
+                let message = format!("the policy {:?} answered {got} of {n} requests in one act_batch call (it must return one result per request, in order)", p.name());
+                // Which answer belongs to which request is unknown: none is used.
+                out = (0..n).map(|_| Err(PolicyError::Other(message.clone()))).collect();
+            }
             out
         })
         .await

@@ -26,6 +26,7 @@ pub use tokio_util::sync::CancellationToken;
 pub use job::EpisodeJob;
 pub use progress::Progress;
 
+use crate::console::Console;
 use crate::environment::EnvFactory;
 use crate::error::Error;
 use crate::policy::Policy;
@@ -49,8 +50,14 @@ pub struct RolloutConfig {
     pub temperature: f32,
     /// Sampling temperature during evaluation (0 = greedy).
     pub eval_temperature: f32,
-    /// Whether to draw a progress bar (only on a terminal).
+    /// Whether to show progress on stderr: bars on a terminal, periodic lines elsewhere, and a
+    /// line per finished phase (see [`crate::console`]); `--quiet` sets it to false.
     pub progress: bool,
+    /// The largest share of a phase's episodes that may end broken (environment or policy
+    /// failure, diverged replay: not evidence) before the run stops with an error naming the
+    /// phase and the first failure: above it the phase's numbers say more about the machinery
+    /// than about the method. 1 = never stop.
+    pub max_broken_share: f64,
     /// Compare every replayed observation with the recorded one (expert prefixes, and the
     /// episode so far after an environment restart); an episode whose replay lands elsewhere
     /// ends as [`Termination::ReplayDiverged`](crate::Termination::ReplayDiverged) and never
@@ -69,6 +76,7 @@ impl Default for RolloutConfig {
             temperature: 0.7,
             eval_temperature: 0.0,
             progress: true,
+            max_broken_share: 0.2,
             verify_replay: true,
         }
     }
@@ -79,6 +87,7 @@ impl Default for RolloutConfig {
 pub struct Rollouts {
     factory: Arc<dyn EnvFactory>,
     config: RolloutConfig,
+    console: Console,
 }
 
 impl std::fmt::Debug for Rollouts {
@@ -88,9 +97,16 @@ impl std::fmt::Debug for Rollouts {
 }
 
 impl Rollouts {
-    /// An engine over environments from `factory`.
+    /// An engine over environments from `factory`, showing progress as `config.progress` says
+    /// ([`Console::auto`]).
     pub fn new(factory: Arc<dyn EnvFactory>, config: RolloutConfig) -> Self {
-        Rollouts { factory, config }
+        let console = Console::auto(config.progress);
+        Rollouts { factory, config, console }
+    }
+
+    /// The same engine, showing progress on `console` (the run's).
+    pub fn with_console(self, console: Console) -> Self {
+        Rollouts { console, ..self }
     }
 
     /// The settings.
@@ -116,13 +132,16 @@ impl Rollouts {
         if total == 0 {
             return Ok(Vec::new());
         }
-        let progress = Progress::new(label, total as u64, self.config.progress);
+        let progress = Progress::new(&self.console, label, total as u64);
         let queue: Arc<Mutex<VecDeque<(usize, EpisodeJob)>>> =
             Arc::new(Mutex::new(jobs.into_iter().enumerate().collect()));
         let (act_tx, act_rx) = mpsc::channel(self.config.concurrency.max(1) * 2);
         let batcher = tokio::spawn(batcher::serve(policy, act_rx, self.config.max_batch.max(1)));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
 
+        // Workers stop on the run's cancellation, on a sink error, or when one of them meets an
+        // error that ends the run (a panicking reward).
+        let stop = cancel.child_token();
         let workers = self.config.concurrency.clamp(1, total);
         let mut handles = Vec::with_capacity(workers);
         for w in 0..workers {
@@ -133,7 +152,7 @@ impl Rollouts {
                 queue: queue.clone(),
                 act: act_tx.clone(),
                 done: done_tx.clone(),
-                cancel: cancel.clone(),
+                cancel: stop.clone(),
                 config: self.config.clone(),
             };
             handles.push(tokio::task::spawn_blocking(move || ctx.run()));
@@ -147,7 +166,7 @@ impl Rollouts {
         while let Some((index, trajectory)) = done_rx.recv().await {
             if sink_error.is_none() {
                 if let Err(e) = sink(&trajectory) {
-                    cancel.cancel();
+                    stop.cancel();
                     sink_error = Some(e);
                 }
             }
@@ -164,16 +183,19 @@ impl Rollouts {
             }
         }
         batcher.abort();
-        progress.finish();
+        drop(progress);
         if let Some(e) = sink_error {
             return Err(e);
         }
         if results.iter().all(Option::is_some) {
             return Ok(results.into_iter().flatten().collect());
         }
+        if let Some(e) = worker_error {
+            return Err(e);
+        }
         if cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
-        Err(worker_error.unwrap_or_else(|| Error::Setup("rollout ended with unfinished episodes".into())))
+        Err(Error::Setup("rollout ended with unfinished episodes".into()))
     }
 }

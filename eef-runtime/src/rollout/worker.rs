@@ -31,6 +31,8 @@ pub(crate) struct Worker {
 enum Abort {
     Cancelled,
     Env(EnvError),
+    /// The run cannot go on (a panicking reward): every worker stops.
+    Fatal(Error),
 }
 
 impl Worker {
@@ -52,6 +54,10 @@ impl Worker {
                     }
                 }
                 Err(Abort::Cancelled) => return Ok(()),
+                Err(Abort::Fatal(e)) => {
+                    self.cancel.cancel();
+                    return Err(e);
+                }
                 Err(Abort::Env(e)) => {
                     // The factory itself failed: put the job back for another worker and stop.
                     if let Ok(mut q) = self.queue.lock() {
@@ -137,14 +143,13 @@ impl Worker {
                 success: false,
                 provenance: job.provenance.clone(),
             };
-            t.reward = self.reward.score(&t);
-            t.success = self.reward.is_success(t.reward);
-            t
+            (t.reward, t.success) = crate::reward::score_checked(self.reward.as_ref(), &t).map_err(Abort::Fatal)?;
+            Ok(t)
         };
 
         let replay = match self.restore(env, job, &prefix_actions, &mut restarts)? {
             Ok(r) => r,
-            Err(e) => return Ok(finish(Vec::new(), String::new(), Termination::EnvFailed(e.to_string()))),
+            Err(e) => return finish(Vec::new(), String::new(), Termination::EnvFailed(e.to_string())),
         };
         let mut turns: Vec<Turn> = job
             .prefix
@@ -166,7 +171,7 @@ impl Worker {
             let recorded = job.prefix.iter().map(|t| t.observation.as_str()).chain(job.state_observation.as_deref());
             let replayed = turns.iter().map(|t| t.observation.as_str()).chain([observation.as_str()]);
             if let Some(step) = self.divergence(job, recorded, replayed) {
-                return Ok(finish(turns, observation, Termination::ReplayDiverged { step }));
+                return finish(turns, observation, Termination::ReplayDiverged { step });
             }
         }
         if replay.done {
@@ -175,10 +180,10 @@ impl Worker {
                 // The recording went on from this state; the replay ended the episode there, so
                 // the state was not reached.
                 tracing::warn!(worker = self.id, episode = %job.id, step, "the replayed prefix ended the episode where the recording went on; the episode is not evidence");
-                return Ok(finish(turns, observation, Termination::ReplayDiverged { step }));
+                return finish(turns, observation, Termination::ReplayDiverged { step });
             }
             // A terminal state (or a task whose reset ends it): the policy never acts.
-            return Ok(finish(turns, observation, if step == 0 { Termination::Done } else { Termination::ReplayEnded { step } }));
+            return finish(turns, observation, if step == 0 { Termination::Done } else { Termination::ReplayEnded { step } });
         }
         let max_steps = match self.config.max_steps {
             Some(n) => n,
@@ -205,7 +210,7 @@ impl Worker {
             }
             let act = match rx.blocking_recv() {
                 Ok(Ok(a)) => a,
-                Ok(Err(e)) => return Ok(finish(turns, observation, Termination::PolicyFailed(e.to_string()))),
+                Ok(Err(e)) => return finish(turns, observation, Termination::PolicyFailed(e.to_string())),
                 Err(_) => return Err(Abort::Cancelled),
             };
             let step: StepResult = loop {
@@ -219,18 +224,18 @@ impl Worker {
                         let so_far: Vec<String> = turns.iter().map(|t| t.action.clone()).collect();
                         let replay = match self.restore(env, job, &so_far, &mut restarts)? {
                             Ok(r) => r,
-                            Err(e) => return Ok(finish(turns, observation, Termination::EnvFailed(e.to_string()))),
+                            Err(e) => return finish(turns, observation, Termination::EnvFailed(e.to_string())),
                         };
                         if self.config.verify_replay {
                             // The episode so far, and the observation the policy just acted on.
                             let recorded = turns.iter().map(|t| t.observation.as_str()).chain([observation.as_str()]);
                             let replayed = replay.observations.iter().map(String::as_str).chain([replay.observation.as_str()]);
                             if let Some(step) = self.divergence(job, recorded, replayed) {
-                                return Ok(finish(turns, observation, Termination::ReplayDiverged { step }));
+                                return finish(turns, observation, Termination::ReplayDiverged { step });
                             }
                         }
                     }
-                    Err(err) => return Ok(finish(turns, observation, Termination::EnvFailed(err.to_string()))),
+                    Err(err) => return finish(turns, observation, Termination::EnvFailed(err.to_string())),
                 }
             };
             restarts = 0; // the budget counts consecutive restarts without progress
@@ -244,9 +249,9 @@ impl Worker {
             });
             observation = step.observation;
             if step.done {
-                return Ok(finish(turns, observation, Termination::Done));
+                return finish(turns, observation, Termination::Done);
             }
         }
-        Ok(finish(turns, observation, Termination::StepLimit))
+        finish(turns, observation, Termination::StepLimit)
     }
 }

@@ -196,10 +196,13 @@ impl Chat {
                 .to_owned()
         })?;
         let (before, after) = rest.split_once(PROBE).ok_or_else(|| "the chat template does not render the assistant's message text".to_owned())?;
-        // The end-of-turn token stops generation too (a folder may name only <|end_of_text|>).
-        if let Some(&first) = chat.tok.encode(after).first() {
-            if chat.tok.decode(&[first]).is_empty() && !chat.stop.contains(&first) {
-                chat.stop.push(first);
+        // The end-of-turn token stops generation too (a folder may name only <|end_of_text|>):
+        // the first *special* token after the answer. Not merely the first token, nor one that
+        // decodes to nothing: Mistral v0.3 ends an answer with `' ' + eos_token`, whose first
+        // token is the plain space `▁`.
+        if let Some(&end) = chat.tok.encode(after).iter().find(|&&id| chat.tok.is_special(id)) {
+            if !chat.stop.contains(&end) {
+                chat.stop.push(end);
             }
         }
         if chat.stop.is_empty() {

@@ -50,6 +50,15 @@ pub enum WeightsError {
     /// `config.json` names something this crate does not implement, or is malformed.
     #[error(transparent)]
     Config(#[from] ConfigJsonError),
+    /// The model needs a feature this crate does not implement for the sequences it is loaded
+    /// for (sliding-window attention shorter than them).
+    #[error("{path}: {message}")]
+    Unsupported {
+        /// The folder.
+        path: String,
+        /// What is missing, and what to do.
+        message: String,
+    },
 }
 
 /// Reads `dir/config.json` strictly (see [`config`]); `accept` lists unknown keys declared
@@ -61,9 +70,27 @@ pub fn read_config(dir: &Path, accept: &[String]) -> Result<LlamaConfig, Weights
 }
 
 /// Loads the model in `dir`: its `config.json` (no unknown keys accepted) and weights, in the
-/// device's default float type.
+/// device's default float type. A model whose attention is a sliding window is refused (this
+/// crate attends to the whole sequence, which equals the window only for sequences that fit
+/// in it): load it with [`load_safetensors_within`] and the longest sequence you will use.
 pub fn load_safetensors<B: Backend>(dir: &Path, device: &B::Device) -> Result<(LlamaConfig, Llama<B>), WeightsError> {
+    load_safetensors_within(dir, device, usize::MAX)
+}
+
+/// [`load_safetensors`] for sequences of at most `longest` tokens: a sliding window at least
+/// that long changes nothing and is accepted, as `[policy] init` accepts it up to `max_context`.
+pub fn load_safetensors_within<B: Backend>(dir: &Path, device: &B::Device, longest: usize) -> Result<(LlamaConfig, Llama<B>), WeightsError> {
     let config = read_config(dir, &[])?;
+    if let Err(message) = config.check_context(longest) {
+        let message = match config.sliding_window {
+            Some(w) if longest == usize::MAX => format!(
+                "config.json: sliding_window = {w}: sliding-window attention is not implemented, so the model is exact only for sequences of at most {w} tokens; \
+                 load it with load_safetensors_within(dir, device, longest) with longest <= {w}"
+            ),
+            _ => message,
+        };
+        return Err(WeightsError::Unsupported { path: dir.display().to_string(), message });
+    }
     let model = load::load_weights(dir, &config, device, LoadOptions::default())?;
     Ok((config, model))
 }
