@@ -569,7 +569,7 @@ fn a_run_off_a_terminal_prints_each_phase_and_the_time_left() {
     assert!(has("] SFT dev it0: 10 episodes, success "), "{text}");
     let eef = report.methods.iter().find(|m| m.label == "EEF").unwrap();
     let it1 = &eef.iterations[1];
-    assert!(it1.recovery_states > 0 && has(&format!("] EEF it1 selection: ")) && has(&format!(" ({} from recovery states), ", it1.recovery_states)), "{text}");
+    assert!(it1.recovery_states > 0 && has("] EEF it1 selection: ") && has(&format!(" ({} from recovery states), ", it1.recovery_states)), "{text}");
     assert!(has(&format!("] EEF it2 done: test success {:.1}%", 100.0 * eef.iterations[2].eval.win_rate)), "{text}");
     assert!(has("EEF explore it1: ") && has("RFT x6 explore it2: "), "{text}");
     // The time left is shown once it can be estimated, and not on the run's last phase.

@@ -87,7 +87,10 @@ fn config(dir: &Path, extra: &str) -> ExperimentConfig {
     c
 }
 
-fn run_counter(env: Counter, expert: Scripted, extra: &str, reward: Option<Box<dyn Fn(&Trajectory) -> f64 + Send + Sync>>) -> Error {
+/// A reward from a closure.
+type ScoreFn = Box<dyn Fn(&Trajectory) -> f64 + Send + Sync>;
+
+fn run_counter(env: Counter, expert: Scripted, extra: &str, reward: Option<ScoreFn>) -> Error {
     let tmp = tempfile::tempdir().unwrap();
     let mut exp = Experiment::new(config(tmp.path(), extra))
         .environment(move |_| -> Result<Counter, EnvError> { Ok(env.clone()) })
@@ -101,7 +104,7 @@ fn run_counter(env: Counter, expert: Scripted, extra: &str, reward: Option<Box<d
     err
 }
 
-struct Panicky(Box<dyn Fn(&Trajectory) -> f64 + Send + Sync>);
+struct Panicky(ScoreFn);
 
 impl Reward for Panicky {
     fn name(&self) -> &str {

@@ -93,7 +93,7 @@ fn a_selection_exports_to_sharegpt_with_its_masks() {
 /// role tag" / "Invalid message count" and drops the example.
 fn llamafactory_accepts(c: &sharegpt::Conversation) -> bool {
     let m = &c.conversations;
-    !m.is_empty() && m.len() % 2 == 0 && m.iter().enumerate().all(|(i, x)| x.from == if i % 2 == 0 { "human" } else { "gpt" })
+    !m.is_empty() && m.len().is_multiple_of(2) && m.iter().enumerate().all(|(i, x)| x.from == if i % 2 == 0 { "human" } else { "gpt" })
 }
 
 /// A data set mixing fully trained trajectories with masked ones: every exported example is

@@ -494,3 +494,37 @@ fn human_goals_come_from_items_human_ins_in_the_originals_order_and_split() {
     let err = Catalog::load(&WebShopConfig { goals: Some(GoalSet::Human), ..WebShopConfig::default() }).unwrap_err();
     assert!(err.contains("needs data_dir"), "{err}");
 }
+
+/// `< Prev` follows the original's URL rule (`SimServer.get_page_name`: the first of
+/// `search_results`, `item_page`, `item_sub_page` anywhere in the URL, which holds the
+/// keywords): after a search whose keywords contain `search_results`, `< Prev` on an item page
+/// acts as on a results page (page 0, no products: the original's answer to goal 14's
+/// `search[tea search_results]`, `click[b004l4d6fw]`, `click[< prev]`); with `item_page` in them,
+/// `< Prev` on a sub page goes to the results, not back to the item.
+#[test]
+fn prev_follows_the_originals_url_rule() {
+    let mut e = env();
+    let task = e.tasks()[0].clone();
+    e.reset(&task, 0).unwrap();
+    let results = e.step("search[tea search_results]").unwrap().observation;
+    let total: usize = results.split("Total results: ").nth(1).unwrap().split(')').next().unwrap().parse().unwrap();
+    let asin = results.split(" [SEP] ").nth(5).unwrap().to_lowercase();
+    e.step(&format!("click[{asin}]")).unwrap();
+    let prev = e.step("click[< prev]").unwrap().observation;
+    assert!(prev.ends_with(&format!("Page 0 (Total results: {total}) [SEP] Next >")), "{prev}");
+    // Plain keywords: back to the results page the item was opened from.
+    e.reset(&task, 0).unwrap();
+    let results = e.step("search[tea]").unwrap().observation;
+    let asin = results.split(" [SEP] ").nth(5).unwrap().to_lowercase();
+    e.step(&format!("click[{asin}]")).unwrap();
+    assert_eq!(e.step("click[< prev]").unwrap().observation, results);
+    // `item_page` in the keywords: `< Prev` on a sub page acts as on an item page.
+    e.reset(&task, 0).unwrap();
+    let results = e.step("search[tea item_page]").unwrap().observation;
+    let asin = results.split(" [SEP] ").nth(5).unwrap().to_lowercase();
+    let item = e.step(&format!("click[{asin}]")).unwrap().observation;
+    e.step("click[description]").unwrap();
+    let prev = e.step("click[< prev]").unwrap().observation;
+    assert_ne!(prev, item);
+    assert_eq!(prev, results);
+}

@@ -22,6 +22,36 @@ const COLOURS: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
+/// Width of the plotting area; the legend sits to its right, outside the data.
+const PLOT_WIDTH: u32 = 720;
+/// Width of the legend column.
+const LEGEND_WIDTH: u32 = 190;
+
+/// One legend entry: a sample of the series' mark and its text.
+enum Mark {
+    Line(RGBColor, u32),
+    Dashed(RGBColor),
+    Triangle(RGBColor),
+}
+
+/// Draws `entries` in the legend column `area`, top down.
+fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, entries: &[(Mark, String)]) -> Result<(), String> {
+    let font = ("sans-serif", 14).into_font();
+    for (i, (mark, text)) in entries.iter().enumerate() {
+        let y = 48 + 22 * i as i32;
+        match mark {
+            Mark::Line(c, w) => area.draw(&PathElement::new(vec![(8, y), (32, y)], c.stroke_width(*w))),
+            Mark::Dashed(c) => {
+                area.draw(&PathElement::new(vec![(8, y), (14, y)], c.stroke_width(1))).and_then(|()| area.draw(&PathElement::new(vec![(18, y), (24, y)], c.stroke_width(1)))).and_then(|()| area.draw(&PathElement::new(vec![(28, y), (32, y)], c.stroke_width(1))))
+            }
+            Mark::Triangle(c) => area.draw(&TriangleMarker::new((20, y), 5, c.filled())),
+        }
+        .map_err(|e| e.to_string())?;
+        area.draw(&Text::new(text.clone(), (40, y - 8), font.clone())).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// One plot: `value` (with its interval) per iteration, one series per method.
 fn plot(report: &Report, path: &Path, title: &str, y_label: &str, value: &dyn Fn(&Metrics) -> (f64, [f64; 2]), dev: bool) -> Result<(), String> {
     let iterations = report.methods.iter().map(|m| m.iterations.len()).max().unwrap_or(1).max(2);
@@ -31,9 +61,10 @@ fn plot(report: &Report, path: &Path, title: &str, y_label: &str, value: &dyn Fn
             y_max = y_max.max(value(&it.eval).1[1]);
         }
     }
-    let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
+    let root = SVGBackend::new(path, (PLOT_WIDTH + LEGEND_WIDTH, 440)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let mut chart = ChartBuilder::on(&root)
+    let (area, side) = root.split_horizontally(PLOT_WIDTH);
+    let mut chart = ChartBuilder::on(&area)
         .caption(title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(36)
@@ -54,11 +85,7 @@ fn plot(report: &Report, path: &Path, title: &str, y_label: &str, value: &dyn Fn
         // Methods side by side within an iteration so their intervals do not overlap.
         let x = |i: usize| i as f64 + (k as f64 - (n - 1.0) / 2.0) * 0.06;
         let points: Vec<(f64, f64)> = m.iterations.iter().map(|it| (x(it.iteration), value(&it.eval).0)).collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(m.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+        chart.draw_series(LineSeries::new(points.clone(), colour.stroke_width(2))).map_err(|e| e.to_string())?;
         chart
             .draw_series(m.iterations.iter().map(|it| {
                 let (v, [lo, hi]) = value(&it.eval);
@@ -70,7 +97,11 @@ fn plot(report: &Report, path: &Path, title: &str, y_label: &str, value: &dyn Fn
             chart.draw_series(dev_points.into_iter().map(|p| TriangleMarker::new(p, 5, colour.filled()))).map_err(|e| e.to_string())?;
         }
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(|e| e.to_string())?;
+    let mut entries: Vec<(Mark, String)> = report.methods.iter().enumerate().map(|(k, m)| (Mark::Line(COLOURS[k % COLOURS.len()], 2), m.label.clone())).collect();
+    if dev {
+        entries.push((Mark::Triangle(BLACK.into()), "dev win rate".into()));
+    }
+    legend(&side, &entries)?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -117,13 +148,18 @@ pub fn loss_curves(report: &Report, records: &[Record]) -> Vec<LossCurve> {
     curves
 }
 
-fn plot_loss(curves: &[LossCurve], labels: &[String], path: &Path) -> Result<(), String> {
+/// Draws the loss curves. Every method's curve starts with the shared SFT steps (the first
+/// `sft_steps` of its SFT-objective points); they are drawn once, as SFT's own curve in grey on
+/// top of the others, and each method's curve from the last SFT step on, so no method hides
+/// SFT's line or another method's.
+fn plot_loss(curves: &[LossCurve], labels: &[String], sft_steps: usize, path: &Path) -> Result<(), String> {
     let x_max = curves.iter().flat_map(|c| c.2.iter().map(|p| p.0)).fold(1.0f64, f64::max);
     let y_max = curves.iter().flat_map(|c| c.2.iter().map(|p| p.1)).filter(|v| v.is_finite()).fold(0.1f64, f64::max);
     let y_min = curves.iter().flat_map(|c| c.2.iter().map(|p| p.1)).filter(|v| v.is_finite()).fold(0.0f64, f64::min);
-    let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
+    let root = SVGBackend::new(path, (PLOT_WIDTH + LEGEND_WIDTH, 440)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let mut chart = ChartBuilder::on(&root)
+    let (area, side) = root.split_horizontally(PLOT_WIDTH);
+    let mut chart = ChartBuilder::on(&area)
         .caption("Training loss per optimizer step (solid: SFT objective, dashed: DPO)", ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(36)
@@ -131,22 +167,31 @@ fn plot_loss(curves: &[LossCurve], labels: &[String], path: &Path) -> Result<(),
         .build_cartesian_2d(0f64..x_max, y_min..(y_max * 1.05))
         .map_err(|e| e.to_string())?;
     chart.configure_mesh().x_desc("optimizer step (SFT, then each iteration's)").y_desc("loss").draw().map_err(|e| e.to_string())?;
+    let sft_colour = RGBColor(60, 60, 60);
+    let shared: Vec<(f64, f64)> = curves.iter().find(|c| c.1 == "sft").map(|c| c.2.iter().copied().take(sft_steps).filter(|p| p.1.is_finite()).collect()).unwrap_or_default();
+    let mut entries: Vec<(Mark, String)> = Vec::new();
     for (label, objective, points) in curves {
         let k = labels.iter().position(|l| l == label).unwrap_or(0);
         let colour = COLOURS[k % COLOURS.len()];
-        let style = colour.stroke_width(if *objective == "dpo" { 1 } else { 2 });
-        let points: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.1.is_finite()).collect();
+        let mut points: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.1.is_finite()).collect();
         if *objective == "dpo" {
-            chart.draw_series(DashedLineSeries::new(points, 4, 3, style)).map_err(|e| e.to_string())?;
+            chart.draw_series(DashedLineSeries::new(points, 4, 3, colour.stroke_width(1))).map_err(|e| e.to_string())?;
+            entries.push((Mark::Dashed(colour), format!("{label} (DPO)")));
         } else {
-            chart
-                .draw_series(LineSeries::new(points, style))
-                .map_err(|e| e.to_string())?
-                .label(label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+            // From the last shared SFT step on (SFT's own curve is drawn below, on top).
+            points.drain(..sft_steps.saturating_sub(1).min(points.len()));
+            if label == "SFT" || points.len() < 2 {
+                continue;
+            }
+            chart.draw_series(LineSeries::new(points, colour.stroke_width(2))).map_err(|e| e.to_string())?;
+            entries.push((Mark::Line(colour, 2), label.clone()));
         }
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(|e| e.to_string())?;
+    if !shared.is_empty() {
+        chart.draw_series(LineSeries::new(shared, sft_colour.stroke_width(3))).map_err(|e| e.to_string())?;
+        entries.insert(0, (Mark::Line(sft_colour, 3), "SFT (shared start)".into()));
+    }
+    legend(&side, &entries)?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -165,7 +210,8 @@ pub fn write(report: &Report, records: &[Record], dir: &Path) -> Result<Vec<Path
     if !curves.is_empty() {
         let loss = dir.join("loss.svg");
         let labels: Vec<String> = report.methods.iter().map(|m| m.label.clone()).collect();
-        plot_loss(&curves, &labels, &loss)?;
+        let sft_steps = records.iter().filter(|r| r.method == "SFT" && r.iteration == 0 && r.objective.as_deref() == Some("sft")).filter_map(|r| r.step).collect::<std::collections::BTreeSet<_>>().len();
+        plot_loss(&curves, &labels, sft_steps, &loss)?;
         written.push(loss);
     }
     Ok(written)
@@ -213,7 +259,20 @@ mod tests {
         let written = write(&report, &records, dir.path()).unwrap();
         assert!(written.iter().any(|p| p.ends_with("loss.svg")));
         let svg = std::fs::read_to_string(dir.path().join("loss.svg")).unwrap();
-        assert!(svg.starts_with("<svg") && ["EEF", "ETO", "optimizer step"].iter().all(|l| svg.contains(l)));
+        assert!(svg.starts_with("<svg") && ["EEF", "ETO", "optimizer step", "SFT (shared start)"].iter().all(|l| svg.contains(l)));
+        // The shared SFT steps are drawn once, last (on top), in their own colour; the other
+        // methods' lines start at the last SFT step; the legend is right of the plotting area.
+        let first_x = |p: &str| -> f64 { p.split("points=\"").nth(1).unwrap().split(',').next().unwrap().parse().unwrap() };
+        let polylines: Vec<&str> = svg.match_indices("<polyline").map(|(i, _)| &svg[i..i + svg[i..].find("/>").unwrap()]).filter(|p| first_x(p) < f64::from(PLOT_WIDTH)).collect();
+        let last = polylines.last().unwrap();
+        assert!(last.contains("#3C3C3C") && last.contains("stroke-width=\"3\""), "{last}");
+        assert_eq!(polylines.iter().filter(|p| p.contains("#3C3C3C")).count(), 1);
+        for label in ["EEF", "ETO"] {
+            let at = svg.find(&format!(">\n{label}\n</text>")).unwrap();
+            let tag = &svg[svg[..at].rfind("<text").unwrap()..at];
+            let x: f64 = tag.split("x=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+            assert!(x > f64::from(PLOT_WIDTH), "legend entry {label} at x = {x}, inside the plot");
+        }
         let without = tempfile::tempdir().unwrap();
         assert!(!write(&report, &[], without.path()).unwrap().iter().any(|p| p.ends_with("loss.svg")), "no steps, no loss plot");
     }

@@ -162,12 +162,16 @@ impl SciWorldEnv {
     }
 
     fn reset(&mut self, task: &Task, _seed: u64) -> Result<String, EnvError> {
+        // A reset that fails leaves no episode to step (the previous one is over either way).
+        self.episode = None;
+        self.valid = None;
         let Some((t, _)) = self.list.tasks.get(task.index).filter(|(t, _)| t.id() == task.id.as_str()).cloned() else {
             return Err(EnvError::UnknownTask(task.id.to_string()));
         };
         let key = (t.simulator_name.clone(), t.variation);
         let simplifications = self.config.simplifications.clone();
         if self.loaded.as_ref() != Some(&key) {
+            self.loaded = None;
             self.with_sim(|s| s.load(&t.simulator_name, t.variation, &simplifications, false))?;
             self.loaded = Some(key);
         }

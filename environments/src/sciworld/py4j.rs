@@ -40,6 +40,10 @@ pub enum Py4jError {
     /// The JVM raised an exception.
     #[error("the JVM raised: {0}")]
     Java(String),
+    /// The JVM raised an exception and answered with a reference to it (py4j's `!xr` answer);
+    /// the gateway turns it into [`Py4jError::Java`] with the exception's text.
+    #[error("the JVM raised the exception object {0}")]
+    JavaObject(String),
     /// An answer this client does not understand.
     #[error("unexpected py4j answer {0:?}")]
     Protocol(String),
@@ -119,6 +123,11 @@ pub fn unescape(s: &str) -> String {
 /// Decodes one answer line (without its newline).
 pub fn decode(line: &str) -> Result<Value, Py4jError> {
     if let Some(err) = line.strip_prefix("!x") {
+        if let Some(id) = err.strip_prefix('r') {
+            // The exception itself, as an object the JVM keeps: its message is asked for and
+            // the object released by the gateway (`exchange`).
+            return Err(Py4jError::JavaObject(id.to_owned()));
+        }
         let text = err.strip_prefix('s').unwrap_or(err);
         let first = unescape(text);
         return Err(Py4jError::Java(first.lines().next().unwrap_or("").to_owned()));
@@ -267,11 +276,29 @@ impl Gateway {
         if self.broken {
             return Err(Py4jError::Closed("the gateway already failed".into()));
         }
-        let result = self.exchange_inner(command);
+        let result = match self.exchange_inner(command) {
+            Err(Py4jError::JavaObject(id)) => Err(self.java_exception(&id)),
+            other => other,
+        };
         if matches!(result, Err(Py4jError::Closed(_) | Py4jError::Timeout(_) | Py4jError::Io(_))) {
             self.broken = true;
         }
         result
+    }
+
+    /// The exception object `id` as [`Py4jError::Java`] with its `toString()` (class and
+    /// message, as py4j's Python client shows a `Py4JJavaError`), released afterwards.
+    fn java_exception(&mut self, id: &str) -> Py4jError {
+        let message = match self.exchange_inner(&format!("c\n{id}\ntoString\ne\n")) {
+            Ok(Value::Str(s)) => s,
+            Ok(other) => format!("an exception whose toString() answered {other:?}"),
+            Err(e @ (Py4jError::Closed(_) | Py4jError::Timeout(_) | Py4jError::Io(_))) => return e,
+            Err(e) => format!("an exception whose message could not be read: {e}"),
+        };
+        if let Err(e) = self.exchange_inner(&format!("m\nd\n{id}\ne\n")) {
+            tracing::debug!(error = %e, id, "a Java exception object could not be released");
+        }
+        Py4jError::Java(message)
     }
 
     fn exchange_inner(&mut self, command: &str) -> Result<Value, Py4jError> {
@@ -392,6 +419,8 @@ mod tests {
         assert_eq!(decode("!yi39").unwrap(), Value::Int(39));
         assert_eq!(decode("!ybtrue").unwrap(), Value::Bool(true));
         assert_eq!(decode("!yv").unwrap(), Value::Void);
+        assert!(matches!(decode("!xro5"), Err(Py4jError::JavaObject(id)) if id == "o5"));
+        assert!(matches!(decode("!xro5"), Err(Py4jError::JavaObject(id)) if id == "o5"));
         let e = decode("!xspy4j.Py4JException: Method x([]) does not exist\\n\\tat py4j...").unwrap_err();
         assert_eq!(e, Py4jError::Java("py4j.Py4JException: Method x([]) does not exist".into()));
         assert!(matches!(decode("garbage"), Err(Py4jError::Protocol(_))));

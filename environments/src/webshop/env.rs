@@ -44,6 +44,32 @@ enum Page {
     Done,
 }
 
+/// The page kind the original reads from its URL (`SimServer.get_page_name`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UrlPage {
+    SearchResults,
+    ItemPage,
+    ItemSubPage,
+    Other,
+}
+
+/// The first of the original's page names found in the URL it would show for `s`: its own
+/// page's name, or one that the keywords or the chosen options (both part of the URL) contain
+/// and that the original checks first.
+fn url_page_kind(s: &Session) -> UrlPage {
+    let own = match s.page {
+        Page::Results => UrlPage::SearchResults,
+        Page::Item => UrlPage::ItemPage,
+        Page::Description | Page::Features | Page::Reviews => UrlPage::ItemSubPage,
+        Page::Start | Page::Done => return UrlPage::Other,
+    };
+    let in_url = |name: &str| s.keywords.contains(name) || s.options.iter().any(|(k, v)| k.contains(name) || v.contains(name));
+    [(UrlPage::SearchResults, "search_results"), (UrlPage::ItemPage, "item_page"), (UrlPage::ItemSubPage, "item_sub_page")]
+        .into_iter()
+        .find(|&(kind, name)| kind == own || in_url(name))
+        .map_or(own, |(kind, _)| kind)
+}
+
 /// One shopping session.
 #[derive(Clone, Debug)]
 struct Session {
@@ -269,13 +295,26 @@ impl WebShopEnv {
                 s.options.clear();
             }
             "next >" if s.page == Page::Results => s.page_num += 1,
-            "< prev" if s.page == Page::Results => s.page_num -= 1,
-            "< prev" if s.page == Page::Item => {
-                s.page = Page::Results;
-                s.product = None;
-                s.options.clear();
-            }
-            "< prev" => s.page = Page::Item,
+            // The original decides what `< prev` does by the page kind its URL names, taking the
+            // first of `search_results`, `item_page`, `item_sub_page` found anywhere in the URL,
+            // which also holds the search keywords and the chosen options
+            // (`SimServer.get_page_name`): keywords such as `tea search_results` make an item
+            // page act as a results page. The port follows the same rule.
+            "< prev" => match url_page_kind(s) {
+                UrlPage::SearchResults => {
+                    s.page = Page::Results;
+                    s.page_num = s.page_num.saturating_sub(1);
+                    s.product = None;
+                    s.options.clear();
+                }
+                UrlPage::ItemPage => {
+                    s.page = Page::Results;
+                    s.product = None;
+                    s.options.clear();
+                }
+                UrlPage::ItemSubPage => s.page = Page::Item,
+                UrlPage::Other => {}
+            },
             "description" => s.page = Page::Description,
             "features" => s.page = Page::Features,
             "reviews" => s.page = Page::Reviews,
