@@ -98,13 +98,14 @@ impl Args {
     }
 }
 
-/// The candidate `word` is most likely a misspelling of: within one edit for short names, two
-/// for names of six characters or more.
+/// The candidate `word` is most likely a misspelling of: within one edit (a swap of two
+/// neighbouring letters counts as one) for names of up to three characters, two for longer ones
+/// (`nmae` -> `name`, `plna` -> `plan`, `sucess` -> `success`).
 pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
-        .map(|c| (strsim::levenshtein(word, c), *c))
-        .filter(|(d, c)| *d > 0 && *d <= if c.len() >= 6 { 2 } else { 1 })
+        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
+        .filter(|(d, c)| *d > 0 && *d <= if c.len() >= 4 { 2 } else { 1 })
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }

@@ -242,30 +242,36 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             })
             .collect()
     };
-    let tasks = call("tasks");
-    let reset = call("reset");
-    let step = call("step");
-    let valid = find("valid_actions").map(|_| {
-        let f = call("valid_actions");
-        quote! {
-            fn valid_actions(&self) -> #p::Option<#p::Vec<#p::String>> {
-                #f(self)
-            }
-        }
-    });
-    let limit = match max_steps {
-        Some(n) => quote!(#n),
-        None => {
-            let f = call("max_steps");
-            quote!(#f(self, task))
-        }
-    };
     // The conversions are spanned on the user's return types, so a wrong one is reported on the
     // line to change.
     let ret_span = |m: &str| find(m).map_or(Span::call_site(), |f| match &f.sig.output {
         syn::ReturnType::Type(_, ty) => ty.span(),
         syn::ReturnType::Default => f.sig.ident.span(),
     });
+    // A hook whose value is returned as it is: bound to a name carrying the user's return type's
+    // span, so a wrong type ("expected `Vec<Task>`, found `Vec<String>`") is reported there.
+    let returned = |m: &str, call: TokenStream| {
+        let value = syn::Ident::new("__eef_value", ret_span(m));
+        quote_spanned!(ret_span(m)=> {
+            let #value = #call;
+            #value
+        })
+    };
+    let tasks = returned("tasks", { let f = call("tasks"); quote!(#f(self)) });
+    let reset = call("reset");
+    let step = call("step");
+    let valid = find("valid_actions").map(|_| {
+        let f = returned("valid_actions", { let f = call("valid_actions"); quote!(#f(self)) });
+        quote! {
+            fn valid_actions(&self) -> #p::Option<#p::Vec<#p::String>> {
+                #f
+            }
+        }
+    });
+    let limit = match max_steps {
+        Some(n) => quote!(#n),
+        None => returned("max_steps", { let f = call("max_steps"); quote!(#f(self, task)) }),
+    };
     let convert = |m: &str, call: TokenStream| {
         let span = ret_span(m);
         // The value is bound first, so the conversion's argument is one identifier carrying the
@@ -304,7 +310,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                 #name
             }
             fn tasks(&self) -> #p::Vec<#p::Task> {
-                #tasks(self)
+                #tasks
             }
             fn reset(&mut self, task: &#p::Task, seed: u64) -> #p::Result<#p::String, #p::EnvError> {
                 #reset_body

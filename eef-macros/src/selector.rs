@@ -57,12 +57,19 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         // parameter type, so a missing `Deserialize` or `Default` is reported there.
         let default_params = params.map(|t| quote_spanned! {t.span()=> , &<#t as ::eef_runtime::__private::Default>::default() });
         let plan_fn = plan.as_ref().map(|p| {
+            // Bound to a typed name spanned on the path given as `plan = ...`, so a plan function
+            // with the wrong return type is reported on that path, not on the attribute.
+            let value = syn::Ident::new("__eef_plan", p.span());
+            let body = quote_spanned! {p.span()=>
+                let #value: ::eef_runtime::__private::Vec<::eef_runtime::__private::StartState> = #p(ctx #default_params);
+                #value
+            };
             quote! {
                 fn plan(
                     &self,
                     ctx: &::eef_runtime::__private::PlanContext<'_>,
                 ) -> ::eef_runtime::__private::Vec<::eef_runtime::__private::StartState> {
-                    #p(ctx #default_params)
+                    #body
                 }
             }
         });

@@ -15,6 +15,8 @@ struct State {
     /// spends its first seconds elsewhere).
     first: Option<(Instant, u64)>,
     last_line: Option<Instant>,
+    /// Whether a line with units done was printed (the first one is printed at once).
+    shown_progress: bool,
 }
 
 /// Progress of one phase (episodes of a rollout, optimizer steps of training). Dropping it
@@ -48,7 +50,7 @@ impl Bar {
             console,
             label: label.to_owned(),
             started: Instant::now(),
-            state: Mutex::new(State { pos: 0, total: None, message: String::new(), first: None, last_line: None }),
+            state: Mutex::new(State { pos: 0, total: None, message: String::new(), first: None, last_line: None, shown_progress: false }),
             bar,
         };
         this.set_total(total);
@@ -89,9 +91,11 @@ impl Bar {
         }
         s.message = message;
         if let Some(every) = self.console.lines_every() {
-            let due = s.last_line.is_none_or(|t| now.duration_since(t) >= every) || s.total == Some(pos);
+            let first_progress = pos > 0 && !s.shown_progress;
+            let due = first_progress || s.last_line.is_none_or(|t| now.duration_since(t) >= every) || s.total == Some(pos);
             if due {
                 s.last_line = Some(now);
+                s.shown_progress |= pos > 0;
                 let line = self.progress_line(&s, now);
                 drop(s);
                 self.console.line(&line);
