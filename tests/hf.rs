@@ -560,3 +560,31 @@ fn every_shipped_language_model_config_reads_and_validates() {
         settings.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+/// Mistral v0.3 shows the system prompt only in a dialogue that ends with a user message (the
+/// generation prompt), so a whole conversation with answers cannot hold it: such a trajectory
+/// trains as per-turn windows (counted as a fallback), each the prompt acting saw — system prompt
+/// included — followed by the answer as generation writes it, through `</s>`.
+#[test]
+fn a_template_that_shows_the_system_prompt_only_when_generating_trains_as_windows() {
+    use eef_runtime::model::chat::{AnswerFormat, SequenceForm, SequenceSettings};
+    let settings = ChatSettings { answer: AnswerFormat::React, system_prompt: Some("You are web shopping.".into()), ..Default::default() };
+    let chat = chat("tiny-mistral-v0.3-chat", settings);
+    let t = react_trajectory(0, &[("WebShop [SEP] Search", "I should search.", "search[red socks]", true), ("results [SEP] B0123", "The first fits.", "click[b0123]", true)]);
+    let (seqs, stats) = chat.sequences(&t, &SequenceSettings { form: SequenceForm::Conversation, max_len: 4096, prompt_budget: 4096, overlap: 0 }).unwrap();
+    assert_eq!((seqs.len(), stats.fallbacks), (2, 1), "{stats:?}");
+    let eos = chat.tok().token_id("</s>").unwrap();
+    for (k, w) in seqs.iter().enumerate() {
+        let steps: Vec<_> = t.turns[..k].iter().map(eef_runtime::policy::Step::of).collect();
+        let prompt = chat.prompt(&t.instruction, &steps, &t.turns[k].observation, 4096).unwrap();
+        assert_eq!(w.ids[..prompt.len()], prompt[..], "window {k}: the prompt acting saw");
+        let marked: Vec<_> = steps.iter().map(|st| (st.clone(), false)).collect();
+        let text = chat.render_text(&chat.messages(&t.instruction, &marked, Some(&t.turns[k].observation)), true).unwrap();
+        assert!(text.contains("[INST] You are web shopping.\n\n"), "window {k}: the system prompt is in {text:?}");
+        assert_eq!(chat.tok().encode(&text), prompt, "window {k}: the prompt is the template's generation prompt");
+        let answer = chat.answer(&format!("Thought: {}\nAction: {}", t.turns[k].thought.as_deref().unwrap(), t.turns[k].action));
+        assert_eq!(w.ids[prompt.len()..], answer[..], "window {k}: the answer as generation writes it");
+        assert_eq!(*w.ids.last().unwrap(), eos);
+        assert!(w.trainable[prompt.len()..].iter().all(|&x| x) && !w.trainable[..prompt.len()].iter().any(|&x| x));
+    }
+}

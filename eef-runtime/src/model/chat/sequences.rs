@@ -252,9 +252,16 @@ impl Chat {
         let content = self.content(step.thought.as_deref(), &step.action);
         let answer = match &self.style {
             Style::Compact(_) => content.clone(),
-            Style::Jinja(_) => {
+            Style::Jinja(j) => {
                 let messages = self.messages(&t.instruction, &steps[context..=k], None);
-                self.answer_span(&messages, messages.len() - 1)?.1
+                match self.answer_span(&messages, messages.len() - 1) {
+                    Ok((_, answer)) => answer,
+                    // A template that shows a message only at generation time (Mistral v0.3
+                    // puts the system prompt in the last user message only when that message
+                    // ends the dialogue): the answer as generation writes it after this
+                    // prompt, between the surroundings the template gives every answer.
+                    Err(_) => format!("{}{content}{}", j.around.0, j.around.1),
+                }
             }
         };
         let marked = self.mark_answer(&answer, &content, true)?;
