@@ -99,7 +99,7 @@ fn plot(report: &Report, path: &Path, title: &str, y_label: &str, value: &dyn Fn
     }
     let mut entries: Vec<(Mark, String)> = report.methods.iter().enumerate().map(|(k, m)| (Mark::Line(COLOURS[k % COLOURS.len()], 2), m.label.clone())).collect();
     if dev {
-        entries.push((Mark::Triangle(BLACK.into()), "dev win rate".into()));
+        entries.push((Mark::Triangle(BLACK), "dev win rate".into()));
     }
     legend(&side, &entries)?;
     root.present().map_err(|e| e.to_string())

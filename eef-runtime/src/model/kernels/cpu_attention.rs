@@ -15,10 +15,10 @@
 //!   attention whether it is computed in one prefill, continued from a cached earlier prompt, or
 //!   batched with longer prompts — which is what lets acting reuse a cache across turns
 //!   ([`crate::model::decode`]) without changing any rollout, and makes results the same on every
-//!   x86-64 CPU. The exponential and logarithm are [`super::math`]'s polynomials for the same
+//!   x86-64 CPU. The exponential and logarithm are `super::math`'s polynomials for the same
 //!   reason (libm's differ between CPUs).
 //! - **Speed.** The inner loops are written for the compiler to vectorise; on x86-64 they are
-//!   compiled again with AVX2 and FMA, and with AVX-512 ([`multiversion`]), and the best copy the
+//!   compiled again with AVX2 and FMA, and with AVX-512 ([`multiversion`](mod@multiversion)), and the best copy the
 //!   CPU runs is used (fused multiply-adds round once whatever the vector width, and no sum
 //!   depends on it, so every copy gives the same bits).
 
