@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use choice::SolutionChoice;
 pub use eef::{classify_segments, probe_steps, Eef, ExpertFailures, Probe, Segment, SegmentKind, ShortTrajectories};
 pub use eto::{Eto, REJECTED_EXTRA_TURNS};
-pub use params::{configured, Configured, Params};
+pub use params::{configured, Configured, Params, SelectorParams};
 pub use rft::Rft;
 pub use sft::Sft;
 

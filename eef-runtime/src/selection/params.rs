@@ -123,7 +123,7 @@ impl<'a> Params<'a> {
     }
 
     /// The table as `P`: `P::default()` when the method has none.
-    pub fn parse<P: DeserializeOwned + Default>(&self) -> Result<P, ConfigError> {
+    pub fn parse<P: SelectorParams>(&self) -> Result<P, ConfigError> {
         match &self.source {
             None => Ok(P::default()),
             Some(Source::Text { document, span, .. }) => {
@@ -208,6 +208,18 @@ fn unknown_key_offset(text: &str, message: &str) -> Option<usize> {
     }
     None
 }
+
+/// What a selector's parameters type must be: `serde::Deserialize` (read from the method's
+/// `params` table) and `Default` (the values when the table is absent). Implemented for every
+/// such type; it exists so that a type that is not gets one error that says what to derive,
+/// instead of serde's list of the types that do implement `Deserialize`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a selector's parameters: it must implement `serde::Deserialize` and `Default`",
+    label = "add `#[derive(serde::Deserialize, Default)]` to `{Self}` (or implement `Default` by hand)"
+)]
+pub trait SelectorParams: DeserializeOwned + Default {}
+
+impl<T: DeserializeOwned + Default> SelectorParams for T {}
 
 /// A selector function bound to its parameters: what `#[selector]` on
 /// `fn name(group: &TaskGroup<'_>, params: &P) -> Selection` builds for each method.
