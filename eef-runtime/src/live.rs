@@ -103,11 +103,6 @@ impl LiveMetrics {
         LiveMetrics { console, ..self }
     }
 
-    /// The console this handle shows its records on (quiet by default).
-    pub fn console(&self) -> &Console {
-        &self.console
-    }
-
     /// The same file and console, with lines tagged `method` and `iteration`.
     pub fn scoped(&self, method: &str, iteration: usize) -> Self {
         LiveMetrics { file: self.file.clone(), method: Arc::from(method), iteration, console: self.console.clone(), training: Arc::default() }
@@ -122,6 +117,11 @@ impl LiveMetrics {
         }
     }
 
+    /// The console's label of a training call: `SFT train`, `ETO it1 dpo`.
+    fn training_label(&self, objective: &str) -> String {
+        format!("{} {}", self.scope(), if objective == "dpo" { "dpo" } else { "train" })
+    }
+
     fn training(&self) -> std::sync::MutexGuard<'_, Option<Training>> {
         self.training.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -133,8 +133,7 @@ impl LiveMetrics {
         if self.console.is_quiet() {
             return;
         }
-        let label = format!("{} {}", self.scope(), if objective == "dpo" { "dpo" } else { "train" });
-        let bar = self.console.bar(&label, None);
+        let bar = self.console.bar(&self.training_label(objective), None);
         bar.update(0, format!("preparing {what}"));
         *self.training() = Some(Training { bar, tally: TrainTally::default() });
     }
@@ -151,10 +150,7 @@ impl LiveMetrics {
             return;
         }
         let mut training = self.training();
-        let t = training.get_or_insert_with(|| {
-            let label = format!("{} {}", self.scope(), if step.objective == "dpo" { "dpo" } else { "train" });
-            Training { bar: self.console.bar(&label, None), tally: TrainTally::default() }
-        });
+        let t = training.get_or_insert_with(|| Training { bar: self.console.bar(&self.training_label(step.objective), None), tally: TrainTally::default() });
         t.tally.steps = step.step;
         t.tally.epochs = step.epochs;
         t.tally.tokens += step.tokens;

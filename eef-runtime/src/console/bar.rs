@@ -24,7 +24,6 @@ struct State {
 pub struct Bar {
     console: Console,
     label: String,
-    started: Instant,
     state: Mutex<State>,
     bar: Option<ProgressBar>,
 }
@@ -49,7 +48,6 @@ impl Bar {
         let this = Bar {
             console,
             label: label.to_owned(),
-            started: Instant::now(),
             state: Mutex::new(State { pos: 0, total: None, message: String::new(), first: None, last_line: None, shown_progress: false }),
             bar,
         };
@@ -121,11 +119,6 @@ impl Bar {
             }
         }
         line
-    }
-
-    /// Seconds since the bar was made.
-    pub fn seconds(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
     }
 
     /// The units done so far.

@@ -71,7 +71,7 @@ pub(super) fn tasks(config: &ExperimentConfig, env: &str, all: &[Task], train: u
 /// How the episodes of `episodes` that are not evidence ended, most common first:
 /// `policy_failed 173, env_failed 2`.
 fn failure_counts(episodes: &[&Trajectory]) -> String {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for t in episodes {
         *counts.entry(kind(&t.termination)).or_default() += 1;
     }
@@ -80,22 +80,16 @@ fn failure_counts(episodes: &[&Trajectory]) -> String {
     counts.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
 }
 
-fn kind(t: &Termination) -> &'static str {
-    match t {
-        Termination::Done => "done",
-        Termination::StepLimit => "step_limit",
-        Termination::EnvFailed(_) => "env_failed",
-        Termination::PolicyFailed(_) => "policy_failed",
-        Termination::ReplayDiverged { .. } => "replay_diverged",
-        Termination::ReplayEnded { .. } => "replay_ended",
-    }
+/// The termination's name as the trajectory files write it (its serde tag).
+fn kind(t: &Termination) -> String {
+    serde_json::to_value(t).ok().and_then(|v| v.get("kind").and_then(serde_json::Value::as_str).map(str::to_owned)).unwrap_or_default()
 }
 
 fn detail(t: &Termination) -> String {
     match t {
         Termination::EnvFailed(m) | Termination::PolicyFailed(m) => format!("{}: {}", kind(t), m.chars().take(300).collect::<String>()),
         Termination::ReplayDiverged { step } => format!("replay_diverged at turn {step}"),
-        other => kind(other).to_owned(),
+        other => kind(other),
     }
 }
 
